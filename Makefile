@@ -1,0 +1,79 @@
+# Green Training Operator: developer entry points. `make help` lists them.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3.11
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.setup-stamp
+# The stamp depends on every file that pins Python dependencies, so edits re-run setup.
+PIN_FILES   := operator/pyproject.toml trainer-image/pyproject.toml requirements-dev.txt
+PYTEST_ARGS ?=
+
+export GREEN_CACHE ?= $(HOME)/.cache/green-training
+CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
+KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
+
+.PHONY: help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
+        verify test test-unit test-integration demo bench clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP) ## Create .venv with both packages (editable) and the test tools
+
+$(STAMP): $(PIN_FILES)
+	@command -v $(PYTHON_BOOT) >/dev/null || { echo "setup: $(PYTHON_BOOT) not found; install Python 3.11" >&2; exit 1; }
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -e "operator[tools]" -e "trainer-image[torch]" -r requirements-dev.txt
+	touch $@
+
+controlplane: ## Build etcd, Kubernetes, kwok and helm from pinned Go modules (cached outside the repo)
+	hack/build-controlplane.sh
+
+prometheus: ## Install Prometheus from Debian's package when missing
+	hack/install-prometheus.sh
+
+tools: setup controlplane prometheus ## Everything the tests need
+
+cluster-up: setup controlplane ## Start the local control plane; prints the kubeconfig path
+	hack/cluster.sh up
+
+cluster-down: ## Stop the local control plane and remove its state
+	hack/cluster.sh down
+
+cluster-status: ## Which control-plane processes run
+	hack/cluster.sh status
+
+lint: setup ## ruff (lint + format check), mypy --strict, CRD/chart drift
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy operator/src trainer-image/src
+	$(PY) hack/verify.py
+
+fmt: setup ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test-unit: setup ## Fast tier: no servers
+	$(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+test-integration: tools ## Integration + e2e tiers against a fresh local control plane (always torn down)
+	hack/cluster.sh down >/dev/null 2>&1 || true
+	trap 'hack/cluster.sh down' EXIT; \
+	  hack/cluster.sh up && \
+	  KUBECONFIG=$(KUBECONFIG_PATH) GREEN_BIN=$(CONTROLPLANE_BIN) \
+	    $(VENV)/bin/pytest -m "integration or e2e" $(PYTEST_ARGS)
+
+test: tools lint test-unit test-integration ## Everything: set-up, lint, unit, integration, e2e
+
+demo: tools ## Bring up the cluster, run the operator on real carbon traces, apply the examples
+	hack/demo.sh
+
+bench: tools ## Benchmarks (print figures)
+	hack/bench.sh
+
+clean: cluster-down ## Remove the virtualenv and caches inside the repo (not the Go build cache)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,16 @@
+# Shared paths for the local control plane scripts. Source it; it defines nothing but variables
+# and small functions. Everything lives outside the repository so clean clones reuse the cache.
+GREEN_CACHE="${GREEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/green-training}"
+GREEN_STATE="${GREEN_STATE:-$GREEN_CACHE/cluster}"
+GREEN_KUBECONFIG="${GREEN_KUBECONFIG:-$GREEN_STATE/kubeconfig}"
+_hack_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+
+controlplane_key() {
+  # The cache key: every pinned input of the build plus the Go version.
+  (cd "$_hack_dir/controlplane" && cat */go.mod */go.sum $(find . -name '*.go' | sort) && go env GOVERSION) \
+    | sha256sum | cut -c1-16
+}
+
+controlplane_bin_dir() {
+  echo "$GREEN_CACHE/bin/$(controlplane_key)"
+}
