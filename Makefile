@@ -15,7 +15,7 @@ export GREEN_CACHE ?= $(HOME)/.cache/green-training
 CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
 KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
 
-.PHONY: help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
+.PHONY: crd crd-template help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
         verify test test-unit test-integration demo bench clean
 
 help: ## List the targets
@@ -46,6 +46,14 @@ cluster-down: ## Stop the local control plane and remove its state
 
 cluster-status: ## Which control-plane processes run
 	hack/cluster.sh status
+
+crd: setup ## Regenerate crds/ from hack/crd/greentrainingjobs.in.yaml (and copy it into the chart)
+	cd hack/crd && ../../$(PY) gen_crd.py > ../../crds/greentraining.io_greentrainingjobs.yaml
+	$(PY) hack/verify.py --fix
+
+crd-template: setup cluster-up ## Refresh the PodTemplateSpec schema from the local kube-apiserver
+	$(CONTROLPLANE_BIN)/kubectl --kubeconfig $(KUBECONFIG_PATH) get --raw /openapi/v3/api/v1 \
+	  | $(PY) hack/crd/pod_template_schema.py > hack/crd/podtemplatespec-v1.35.4.json
 
 lint: setup ## ruff (lint + format check), mypy --strict, CRD/chart drift
 	$(VENV)/bin/ruff check .

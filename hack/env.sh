@@ -7,7 +7,8 @@ _hack_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 controlplane_key() {
   # The cache key: every pinned input of the build plus the Go version.
-  (cd "$_hack_dir/controlplane" && cat */go.mod */go.sum $(find . -name '*.go' | sort) && go env GOVERSION) \
+  (cd "$_hack_dir/controlplane" && cat */go.mod */go.sum $(find . -name '*.go' | sort) \
+    "$_hack_dir/build-controlplane.sh" && go env GOVERSION) \
     | sha256sum | cut -c1-16
 }
 

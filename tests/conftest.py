@@ -1,0 +1,37 @@
+"""Shared fixtures. Integration tests share the one control plane of the session (make cluster-up)
+and each get a fresh random namespace, deleted afterwards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.cluster import ClusterInfo, bin_dir, kubeconfig
+
+
+@pytest.fixture(scope="session")
+def cluster() -> ClusterInfo:
+    from kubernetes import client, config
+
+    path = kubeconfig()
+    if not path.exists():
+        pytest.fail(f"no kubeconfig at {path}: integration tests need the local control plane (make cluster-up)")
+    config.load_kube_config(str(path))
+    try:
+        client.VersionApi().get_code(_request_timeout=5)
+    except Exception as exc:
+        pytest.fail(f"the local control plane at {path} does not answer ({exc}); run make cluster-up")
+    return ClusterInfo(kubeconfig=path, bin_dir=bin_dir())
+
+
+@pytest.fixture
+def namespace(cluster: ClusterInfo) -> Iterator[str]:
+    from kubernetes import client
+
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api()
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"test": "true"})))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

@@ -1,0 +1,44 @@
+"""Access to the local control plane started by `make cluster-up` (hack/cluster.sh)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _hack_env(var: str) -> str:
+    out = subprocess.run(
+        ["bash", "-c", f"source {REPO}/hack/env.sh && controlplane_bin_dir && echo ${var}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return out[0] if var == "BIN" else out[1]
+
+
+@cache
+def bin_dir() -> Path:
+    return Path(os.environ.get("GREEN_BIN") or _hack_env("BIN"))
+
+
+@cache
+def kubeconfig() -> Path:
+    return Path(os.environ.get("KUBECONFIG") or _hack_env("GREEN_KUBECONFIG"))
+
+
+def kubectl(
+    *args: str, input: str | None = None, check: bool = True, kubeconfig_path: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    cmd = [str(bin_dir() / "kubectl"), "--kubeconfig", str(kubeconfig_path or kubeconfig()), *args]
+    return subprocess.run(cmd, input=input, check=check, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    kubeconfig: Path
+    bin_dir: Path
