@@ -7,6 +7,7 @@ lbs/MWh, naive datetimes or provider-specific JSON.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,7 +48,7 @@ class IntensitySeries:
 
     def __post_init__(self) -> None:
         starts = tuple(p.start for p in self.points)
-        if any(b <= a for a, b in zip(starts, starts[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(starts)):
             raise ValueError(f"series for zone {self.zone!r} is not strictly increasing in time")
         object.__setattr__(self, "_starts", starts)
 
@@ -70,13 +71,15 @@ class IntensitySeries:
     def value_at(self, when: datetime) -> float | None:
         """The intensity in force at ``when``, or None outside the series."""
         i = bisect.bisect_right(self._starts, when) - 1
-        if i < 0 or when >= self.points[i].start + self.step and i == len(self.points) - 1:
+        if i < 0 or (when >= self.points[i].start + self.step and i == len(self.points) - 1):
             return None
         return self.points[i].grams_per_kwh
 
     def window(self, start: datetime, end: datetime) -> IntensitySeries:
         """Points whose interval overlaps [start, end)."""
         lo = max(bisect.bisect_right(self._starts, start) - 1, 0)
+        if lo == len(self.points) - 1 and start >= self.points[lo].start + self.step:
+            lo += 1  # the last point's interval ends before the window starts
         hi = bisect.bisect_left(self._starts, end)
         return IntensitySeries(self.zone, self.points[lo:hi], self.step)
 
@@ -132,7 +135,6 @@ def series_from_values(
     """Build a regular series; handy for traces, static factors and tests."""
     s = utc(start)
     pts = tuple(
-        IntensityPoint(s + i * step, float(v), provider, signal, estimated, fetched_at)
-        for i, v in enumerate(values)
+        IntensityPoint(s + i * step, float(v), provider, signal, estimated, fetched_at) for i, v in enumerate(values)
     )
     return IntensitySeries(zone, pts, step)

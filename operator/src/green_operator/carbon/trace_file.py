@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def load_trace_csv(
     if len(points) < 2:
         raise TraceFormatError(f"{p}: a trace needs at least two rows")
     gaps: dict[timedelta, int] = {}
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in itertools.pairwise(points):
         g = b.start - a.start
         gaps[g] = gaps.get(g, 0) + 1
     step = max(gaps.items(), key=lambda kv: (kv[1], -kv[0]))[0]

@@ -1,0 +1,150 @@
+"""Carbon traces as a provider: for the demo, for tests, and as a fallback when live data is missing.
+
+Two time modes:
+
+- ``shift="none"``: the file's timestamps are used as they are (naive = UTC).
+- ``shift="toNow"``: the trace is replayed on wall-clock time. The rule: trace time ``anchor``
+  corresponds to 00:00 UTC of the day the provider was created (operator start), and time runs on
+  from there, so wall time ``w`` shows the trace at ``anchor + (w - that midnight)``. Outside the
+  trace, the trace repeats with a period of its length rounded down to whole days (so each hour of
+  the day keeps its own character), or its full length if it spans less than a day.
+
+``forecast`` is the trace's values with optional multiplicative noise ``1 + f * z`` (``z`` a
+standard normal clipped to +-2), drawn once per trace row from a generator seeded by ``seed`` and
+the zone: deterministic for a seed, and the same row always gets the same noise, so repeated
+forecasts agree with each other. ``history`` is the trace itself, without noise.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from .provider import ErrorReason, ProviderError
+from .series import IntensityPoint, IntensitySeries, utc
+
+TraceShift = Literal["none", "toNow"]
+MAX_NOISE_FRACTION = 0.5
+_DAY = timedelta(days=1)
+
+
+def day_start(dt: datetime) -> datetime:
+    return utc(dt).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class _Trace:
+    series: IntensitySeries
+    offsets: tuple[timedelta, ...]
+    """Start of each replayed row relative to the trace's first row; only rows inside one period."""
+    period: timedelta
+    anchor_offset: timedelta
+    """anchor - first row."""
+    noise: tuple[float, ...]
+
+
+class TraceProvider:
+    def __init__(
+        self,
+        name: str,
+        traces: Mapping[str, IntensitySeries],
+        *,
+        shift: TraceShift = "none",
+        anchor: datetime | None = None,
+        noise_fraction: float = 0.0,
+        seed: int = 0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if not 0.0 <= noise_fraction < MAX_NOISE_FRACTION:
+            raise ValueError(f"noise fraction must be in [0, {MAX_NOISE_FRACTION}), got {noise_fraction}")
+        self.name = name
+        self.shift: TraceShift = shift
+        self._base = day_start(clock())
+        self._traces: dict[str, _Trace] = {}
+        for zone, series in traces.items():
+            self._traces[zone] = _prepare(zone, series, anchor, noise_fraction, seed)
+
+    def zones(self) -> list[str]:
+        return sorted(self._traces)
+
+    @property
+    def base(self) -> datetime:
+        """Wall-clock midnight that ``anchor`` maps to in ``toNow`` mode."""
+        return self._base
+
+    def forecast(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
+        return self._series(zone, utc(start), utc(end), noisy=True)
+
+    def history(self, zone: str, start: datetime, end: datetime) -> IntensitySeries:
+        return self._series(zone, utc(start), utc(end), noisy=False)
+
+    def _series(self, zone: str, start: datetime, end: datetime, *, noisy: bool) -> IntensitySeries:
+        tr = self._traces.get(zone)
+        if tr is None:
+            raise ProviderError(
+                self.name,
+                f"no trace for zone {zone!r}; have {', '.join(self.zones())}",
+                reason=ErrorReason.NO_DATA,
+            )
+        rows = self._replayed(tr, start, end) if self.shift == "toNow" else self._as_is(tr, start, end)
+        pts = tuple(
+            replace(p, grams_per_kwh=p.grams_per_kwh * tr.noise[i]) if noisy and tr.noise[i] != 1.0 else p
+            for i, p in rows
+        )
+        out = IntensitySeries(zone, pts, tr.series.step)
+        if not out.points:
+            raise ProviderError(
+                self.name,
+                f"trace {zone} has no data for [{start.isoformat()}, {end.isoformat()})",
+                reason=ErrorReason.NO_DATA,
+            )
+        return out
+
+    def _as_is(self, tr: _Trace, start: datetime, end: datetime) -> list[tuple[int, IntensityPoint]]:
+        starts = [p.start for p in tr.series.points]
+        lo = max(bisect.bisect_right(starts, start) - 1, 0)
+        hi = bisect.bisect_left(starts, end)
+        last = tr.series.end
+        if last is None or last <= start:
+            return []
+        return [(i, tr.series.points[i]) for i in range(lo, hi)]
+
+    def _replayed(self, tr: _Trace, start: datetime, end: datetime) -> list[tuple[int, IntensityPoint]]:
+        # Position of `start` within the repeating cycle, and the wall time where that cycle began.
+        pos = ((start - self._base) + tr.anchor_offset) % tr.period
+        cycle_start = start - pos
+        i = bisect.bisect_right(tr.offsets, pos) - 1
+        out: list[tuple[int, IntensityPoint]] = []
+        while True:
+            when = cycle_start + tr.offsets[i]
+            if when >= end:
+                return out
+            out.append((i, replace(tr.series.points[i], start=when)))
+            i += 1
+            if i == len(tr.offsets):
+                i = 0
+                cycle_start += tr.period
+
+
+def _prepare(zone: str, series: IntensitySeries, anchor: datetime | None, noise_fraction: float, seed: int) -> _Trace:
+    first, end = series.start, series.end
+    if first is None or end is None:
+        raise ValueError(f"trace for zone {zone} is empty")
+    length = end - first
+    period = (length // _DAY) * _DAY if length >= _DAY else length
+    offsets = tuple(p.start - first for p in series.points if p.start - first < period)
+    a = utc(anchor) if anchor is not None else day_start(first)
+    if not first - _DAY < a < end:
+        raise ValueError(
+            f"anchor {a.isoformat()} is outside the trace for zone {zone} ({first.isoformat()} .. {end.isoformat()})"
+        )
+    rng = random.Random(f"{seed}:{zone}")
+    noise = tuple(
+        1.0 + noise_fraction * max(-2.0, min(2.0, rng.gauss(0.0, 1.0))) if noise_fraction else 1.0
+        for _ in series.points
+    )
+    return _Trace(series, offsets, period, a - first, noise)

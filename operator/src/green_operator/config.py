@@ -1,0 +1,178 @@
+"""Operator configuration: regions (where jobs may run), the planner's knobs and defaults.
+
+Read from one YAML file (the Helm chart mounts it from a ConfigMap) and validated at start-up:
+every error names the field path and the fix, and the operator refuses to start on any of them.
+The carbon parts (`providers`, `carbon`, `regions[].carbon`) are parsed by the carbon package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .carbon.config import CarbonConfig, CarbonConfigError, parse_carbon_config
+from .durations import parse_duration
+from .planner import PlannerSettings
+
+REGION_LABEL = "topology.kubernetes.io/region"
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot work; the message names the field and how to fix it."""
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str
+    node_selector: Mapping[str, str]
+    """Labels a node must carry to belong to the region (default: the region label = name)."""
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    gpu_model: str | None = None
+    """Overrides the model read from the nodes' nvidia.com/gpu.product label."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    regions: tuple[RegionConfig, ...]
+    carbon: CarbonConfig
+    planner: PlannerSettings = field(default_factory=PlannerSettings)
+    replan_interval: timedelta = timedelta(minutes=10)
+    """How often deferred jobs are re-planned on fresh forecasts (receding horizon)."""
+    forecast_refresh: timedelta = timedelta(minutes=1)
+    """How long one region's sampled forecast is reused across jobs before asking the carbon service."""
+    metrics_port: int = 8080
+    trainer_metrics_port: int = 9402
+    watch_namespaces: tuple[str, ...] = ()
+    """Empty: all namespaces (cluster-wide)."""
+    source: str = field(default="<defaults>", compare=False)
+
+    def region(self, name: str) -> RegionConfig | None:
+        return next((r for r in self.regions if r.name == name), None)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.regions)
+
+
+def load_config(path: str | Path) -> OperatorConfig:
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the operator configuration {p}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{p}: the configuration must be a mapping with at least `regions`")
+    return parse_config(doc, base_dir=p.parent, source=str(p))
+
+
+def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str = "<inline>") -> OperatorConfig:
+    known = {"regions", "providers", "carbon", "planner", "operator"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {unknown}; expected some of {sorted(known)}")
+    try:
+        carbon = parse_carbon_config(doc, base_dir=base_dir)
+    except CarbonConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    regions = _regions(doc.get("regions"))
+    planner, replan, refresh = _planner(doc.get("planner") or {})
+    op = _mapping(doc.get("operator") or {}, "operator")
+    _known(op, "operator", ("metricsPort", "trainerMetricsPort", "watchNamespaces"))
+    watch = op.get("watchNamespaces") or []
+    if not isinstance(watch, list) or not all(isinstance(n, str) and _DNS_LABEL.match(n) for n in watch):
+        raise ConfigError("operator.watchNamespaces must be a list of namespace names (empty = all namespaces)")
+    return OperatorConfig(
+        regions=regions,
+        carbon=carbon,
+        planner=planner,
+        replan_interval=replan,
+        forecast_refresh=refresh,
+        metrics_port=_port(op.get("metricsPort", 8080), "operator.metricsPort"),
+        trainer_metrics_port=_port(op.get("trainerMetricsPort", 9402), "operator.trainerMetricsPort"),
+        watch_namespaces=tuple(watch),
+        source=source,
+    )
+
+
+def _regions(raw: Any) -> tuple[RegionConfig, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("regions must be a non-empty list, e.g. `regions: [{name: europe-west3, carbon: {...}}]`")
+    out: list[RegionConfig] = []
+    for i, item in enumerate(raw):
+        path = f"regions[{i}]"
+        m = _mapping(item, path)
+        _known(m, path, ("name", "nodeSelector", "tolerations", "gpuModel", "carbon"))
+        name = m.get("name")
+        if not isinstance(name, str) or not _DNS_LABEL.match(name):
+            raise ConfigError(f"{path}.name must be a DNS label such as europe-west3, got {name!r}")
+        if any(r.name == name for r in out):
+            raise ConfigError(f"{path}.name {name!r} is listed twice; region names must be unique")
+        selector = m.get("nodeSelector") or {REGION_LABEL: name}
+        if not isinstance(selector, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in selector.items()
+        ):
+            raise ConfigError(f"{path}.nodeSelector must map label names to string values")
+        tolerations = m.get("tolerations") or []
+        if not isinstance(tolerations, list) or not all(isinstance(t, Mapping) for t in tolerations):
+            raise ConfigError(f"{path}.tolerations must be a list of Kubernetes tolerations")
+        model = m.get("gpuModel")
+        if model is not None and not isinstance(model, str):
+            raise ConfigError(f"{path}.gpuModel must be a string such as H100")
+        out.append(RegionConfig(name, dict(selector), tuple(dict(t) for t in tolerations), model))
+    return tuple(out)
+
+
+def _planner(raw: Any) -> tuple[PlannerSettings, timedelta, timedelta]:
+    m = _mapping(raw, "planner")
+    _known(m, "planner", ("slot", "horizon", "replanInterval", "forecastRefresh", "defaultGpuWatts", "hysteresis"))
+    d = PlannerSettings()
+    slot = _dur(m, "slot", d.slot)
+    horizon = _dur(m, "horizon", d.horizon)
+    if horizon < slot:
+        raise ConfigError("planner.horizon must be at least one planner.slot long")
+    watts = m.get("defaultGpuWatts", d.default_gpu_watts)
+    if not isinstance(watts, int | float) or watts <= 0:
+        raise ConfigError("planner.defaultGpuWatts must be a positive number of watts, e.g. 300")
+    hyst = m.get("hysteresis", d.hysteresis_fraction)
+    if not isinstance(hyst, int | float) or not 0 <= hyst < 1:
+        raise ConfigError("planner.hysteresis must be a fraction in [0, 1), e.g. 0.05")
+    settings = PlannerSettings(
+        slot=slot, horizon=horizon, default_gpu_watts=float(watts), hysteresis_fraction=float(hyst)
+    )
+    return settings, _dur(m, "replanInterval", timedelta(minutes=10)), _dur(m, "forecastRefresh", timedelta(minutes=1))
+
+
+def _dur(m: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
+    if key not in m:
+        return default
+    try:
+        return parse_duration(str(m[key]))
+    except ValueError as exc:
+        raise ConfigError(f"planner.{key}: {exc}") from exc
+
+
+def _port(raw: Any, path: str) -> int:
+    if not isinstance(raw, int) or not 0 <= raw <= 65535:
+        raise ConfigError(f"{path} must be a TCP port number (0 disables), got {raw!r}")
+    return raw
+
+
+def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{path} must be a mapping")
+    return raw
+
+
+def _known(m: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
+    unknown = sorted(set(m) - set(allowed))
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")

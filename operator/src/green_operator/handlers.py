@@ -1,0 +1,112 @@
+"""kopf registrations: thin, typed, and nothing but wiring. The logic lives in lifecycle.py.
+
+kopf writes nothing to our resources: no change-detecting handlers (so no diff-base annotations,
+no progress storage, no finalizer). A daemon per GreenTrainingJob drives its life and writes status
+itself; indexes give it the nodes' capacity and every other job's reservation; the Job watch wakes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kopf
+
+from .lifecycle import World, run_lifecycle
+from .manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION
+from .planner import Reservation
+from .regions import NodeInfo, node_info
+from .runtime import Runtime
+from .spec import gpus_in_template
+from .status import TERMINAL_PHASES, reservation_from_status
+
+IO_THREADS = 32
+Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, logger: Logger, **_: Any) -> None:
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    # API calls run in threads (the kubernetes client is synchronous): size the pool for bursts.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix="green-io"))
+    logger.info("green-training-operator configured")
+
+
+@kopf.index("", "v1", "nodes")
+def gpu_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeInfo]:
+    return {name: node_info(body)}
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def gtj_reservations(
+    namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
+) -> dict[str, Reservation] | None:
+    try:
+        gpus = max(gpus_in_template(spec.get("template") or {}), 1) * int(spec.get("parallelism", 1))
+    except (TypeError, ValueError):
+        return None
+    r = reservation_from_status(status, gpus)
+    return {f"{namespace}/{name}": r} if r else None
+
+
+def _not_finished(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL_PHASES
+
+
+@kopf.daemon(GROUP, VERSION, PLURAL, when=_not_finished, cancellation_timeout=30.0)
+async def lifecycle(
+    body: kopf.Body,
+    stopped: kopf.DaemonStopped,
+    memo: Any,
+    logger: Logger,
+    **kwargs: Any,
+) -> None:
+    # kopf passes each index as a kwarg named after its function (not part of kopf's typed protocol).
+    gpu_nodes: kopf.Index[str, NodeInfo] = kwargs["gpu_nodes"]
+    gtj_reservations: kopf.Index[str, Reservation] = kwargs["gtj_reservations"]
+
+    def world() -> World:
+        return World(
+            nodes=[n for store in gpu_nodes.values() for n in store],
+            reservations={k: next(iter(v)) for k, v in gtj_reservations.items() if v},
+        )
+
+    await run_lifecycle(memo["runtime"], body, stopped, world, logger)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    rt: Runtime = memo["runtime"]
+    key = f"{namespace}/{name}"
+    if event.get("type") == "DELETED":
+        rt.forget(key)
+        return
+    obj = event.get("object") or {}
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    # A spec edit (new generation) while waiting: wake the daemon to re-plan.
+    if status.get("phase") == "Deferred" and meta.get("generation") != status.get("observedGeneration"):
+        rt.poke(key)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
+def job_event(event: kopf.RawEvent, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+    rt: Runtime = memo["runtime"]
+    owner = next((o for o in body.metadata.get("ownerReferences") or [] if o.get("kind") == KIND), None)
+    if owner is None:
+        return
+    key = f"{namespace}/{owner['name']}"
+    if event.get("type") == "DELETED":
+        rt.jobs.pop(key, None)
+    else:
+        rt.jobs[key] = dict(body)
+    rt.poke(key)

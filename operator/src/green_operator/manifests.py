@@ -1,0 +1,161 @@
+"""Pure builders for the objects the operator creates. Plain dicts in, plain dicts out.
+
+The child Job carries its region, power limit and carbon intensity as pod-template annotations and
+passes them to the trainer through the downward API. Kubernetes lets a suspended Job that never
+started change its pod template's scheduling directives, labels and annotations, so a re-plan moves
+a deferred job to another region or limit without recreating it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+GROUP = "greentraining.io"
+VERSION = "v1alpha1"
+PLURAL = "greentrainingjobs"
+KIND = "GreenTrainingJob"
+
+MANAGED_BY = "green-training-operator"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_JOB = f"{GROUP}/job"
+ANN_REGION = f"{GROUP}/region"
+ANN_POWER_LIMIT = f"{GROUP}/gpu-power-limit-watts"
+ANN_INTENSITY = f"{GROUP}/carbon-intensity"
+
+TRAINER_METRICS_PORT_NAME = "green-metrics"
+_MAX_NAME = 63  # Job names become the pods' job-name label value.
+
+
+def job_name(gtj_name: str) -> str:
+    """Deterministic child Job name: the resource's own name, shortened with a hash when too long."""
+    if len(gtj_name) <= _MAX_NAME:
+        return gtj_name
+    digest = hashlib.sha256(gtj_name.encode()).hexdigest()[:10]
+    return f"{gtj_name[: _MAX_NAME - 11].rstrip('-.')}-{digest}"
+
+
+def owner_reference(gtj_name: str, gtj_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": gtj_name,
+        "uid": gtj_uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def placement_annotations(region: str, power_limit_watts: float | None, intensity: float) -> dict[str, str]:
+    return {
+        ANN_REGION: region,
+        ANN_POWER_LIMIT: "" if power_limit_watts is None else str(round(power_limit_watts)),
+        ANN_INTENSITY: f"{intensity:.1f}",
+    }
+
+
+def _annotation_env(name: str, annotation: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{annotation}']"}}}
+
+
+def trainer_env(gtj_name: str, metrics_port: int) -> list[dict[str, Any]]:
+    """The trainer wrapper's contract (trainer-image/README.md)."""
+    return [
+        {"name": "GREEN_JOB_NAME", "value": gtj_name},
+        {"name": "GREEN_JOB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "GREEN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        _annotation_env("GREEN_REGION", ANN_REGION),
+        _annotation_env("GREEN_GPU_POWER_LIMIT_WATTS", ANN_POWER_LIMIT),
+        _annotation_env("GREEN_CARBON_INTENSITY", ANN_INTENSITY),
+        {"name": "GREEN_METRICS_PORT", "value": str(metrics_port)},
+    ]
+
+
+def build_job(
+    *,
+    gtj_name: str,
+    gtj_uid: str,
+    namespace: str,
+    template: Mapping[str, Any],
+    parallelism: int,
+    backoff_limit: int,
+    region: str,
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    power_limit_watts: float | None,
+    intensity: float,
+    suspend: bool,
+    metrics_port: int,
+) -> dict[str, Any]:
+    name = job_name(gtj_name)
+    pod = copy.deepcopy(dict(template))
+    meta = pod.setdefault("metadata", {})
+    meta.setdefault("labels", {}).update({LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name})
+    meta.setdefault("annotations", {}).update(placement_annotations(region, power_limit_watts, intensity))
+    spec = pod.setdefault("spec", {})
+    spec.setdefault("restartPolicy", "Never")
+    # The region's selector wins over any region label the user set: the operator owns placement.
+    spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **node_selector}
+    if tolerations:
+        spec["tolerations"] = [*(spec.get("tolerations") or []), *map(dict, tolerations)]
+    env = trainer_env(gtj_name, metrics_port)
+    for i, container in enumerate(spec.get("containers") or []):
+        own = {e.get("name") for e in container.get("env") or []}
+        container["env"] = [*(container.get("env") or []), *(e for e in env if e["name"] not in own)]
+        ports = container.get("ports") or []
+        if i == 0 and metrics_port and not any(p.get("containerPort") == metrics_port for p in ports):
+            container["ports"] = [
+                *ports,
+                {"name": TRAINER_METRICS_PORT_NAME, "containerPort": metrics_port, "protocol": "TCP"},
+            ]
+    job_spec: dict[str, Any] = {
+        "suspend": suspend,
+        "parallelism": parallelism,
+        "completions": parallelism,
+        "backoffLimit": backoff_limit,
+        "template": pod,
+    }
+    if parallelism > 1:
+        job_spec["completionMode"] = "Indexed"
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name},
+            "ownerReferences": [owner_reference(gtj_name, gtj_uid)],
+        },
+        "spec": job_spec,
+    }
+
+
+def placement_patch(
+    *,
+    node_selector: Mapping[str, str],
+    previous_node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    user_template: Mapping[str, Any],
+    region: str,
+    power_limit_watts: float | None,
+    intensity: float,
+) -> dict[str, Any]:
+    """Merge patch that moves a suspended, never-started Job to a new plan (mutable scheduling directives)."""
+    user_spec = user_template.get("spec") or {}
+    selector: dict[str, str | None] = {**(user_spec.get("nodeSelector") or {}), **node_selector}
+    # A merge patch deletes map keys set to null: drop the old region's labels that no longer apply.
+    for k in previous_node_selector:
+        selector.setdefault(k, None)
+    return {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": placement_annotations(region, power_limit_watts, intensity)},
+                "spec": {
+                    "nodeSelector": selector,
+                    "tolerations": [*(user_spec.get("tolerations") or []), *map(dict, tolerations)] or None,
+                },
+            }
+        }
+    }

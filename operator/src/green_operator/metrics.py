@@ -1,0 +1,99 @@
+"""The operator's own Prometheus metrics (the carbon providers' live in carbon/metrics.py).
+
+Names follow DESIGN section 9: `greentraining_` prefix, base units, counters end in `_total`.
+Labels are bounded (phase, region, namespace, outcome): never a job name, which would explode
+cardinality on a busy cluster.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+PHASES = ("Pending", "Deferred", "Running", "Succeeded", "Failed")
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.jobs = Gauge(
+            "greentraining_jobs",
+            "GreenTrainingJobs known to the operator, by phase.",
+            ["phase"],
+            registry=registry,
+        )
+        for p in PHASES:
+            self.jobs.labels(p).set(0)
+        self.reconcile_seconds = Histogram(
+            "greentraining_reconcile_duration_seconds",
+            "Time to take one decision for a job (plan, create or update the Job, write status).",
+            ["action"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.decisions = Counter(
+            "greentraining_decisions_total",
+            "Planning decisions by outcome (deferred, started, replanned, deadline_at_risk).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.deferral_seconds = Histogram(
+            "greentraining_deferral_seconds",
+            "How long jobs waited for their low-carbon window (from creation to release).",
+            buckets=(1, 10, 60, 300, 900, 1800, 3600, 7200, 14400, 28800, 57600, 86400, 172800),
+            registry=registry,
+        )
+        self.planned_grams = Counter(
+            "greentraining_planned_emissions_grams_total",
+            "Expected emissions of the plans made (gCO2eq), by region.",
+            ["region"],
+            registry=registry,
+        )
+        self.planned_baseline_grams = Counter(
+            "greentraining_planned_baseline_emissions_grams_total",
+            "Expected emissions had the planned jobs run immediately (gCO2eq), by the plan's region.",
+            ["region"],
+            registry=registry,
+        )
+        self.emitted_grams = Counter(
+            "greentraining_emissions_grams_total",
+            "Emissions of finished jobs, energy integrated over the region's intensity (gCO2eq).",
+            ["namespace", "region"],
+            registry=registry,
+        )
+        self.saved_grams = Counter(
+            "greentraining_emissions_saved_grams_total",
+            "Emissions saved against running immediately (gCO2eq); negative savings are counted in "
+            "greentraining_emissions_excess_grams_total instead, since counters cannot go down.",
+            ["namespace", "region"],
+            registry=registry,
+        )
+        self.excess_grams = Counter(
+            "greentraining_emissions_excess_grams_total",
+            "Emissions above the run-immediately baseline for jobs whose plan did worse (gCO2eq).",
+            ["namespace", "region"],
+            registry=registry,
+        )
+        self.energy_joules = Counter(
+            "greentraining_job_energy_joules_total",
+            "Energy used by finished jobs as reported by their trainers (J), by meter.",
+            ["namespace", "region", "meter"],
+            registry=registry,
+        )
+        self.finished = Counter(
+            "greentraining_jobs_finished_total",
+            "Jobs that ended, by phase.",
+            ["namespace", "phase"],
+            registry=registry,
+        )
+        self.deadline_at_risk = Gauge(
+            "greentraining_jobs_deadline_at_risk",
+            "Jobs whose deadline cannot be met (DeadlineAtRisk=True).",
+            registry=registry,
+        )
+
+    def set_phases(self, phases: Iterable[str]) -> None:
+        counts = Tally(phases)
+        for p in PHASES:
+            self.jobs.labels(p).set(counts.get(p, 0))

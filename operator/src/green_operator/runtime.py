@@ -1,0 +1,118 @@
+"""The operator's in-memory state, kept in kopf's memo (never module globals).
+
+Everything here is a cache or a coordination aid: the truth lives in the resources' status, so a
+restarted operator rebuilds it all from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from .carbon.provider import ForecastResult
+from .carbon.service import CarbonService
+from .config import OperatorConfig
+from .kube import Kube
+from .metrics import OperatorMetrics
+from .planner import RegionForecast, Reservation
+from .regions import NodeInfo, region_capacity, region_forecast, slot_floor
+
+
+@dataclass
+class _CachedForecast:
+    slot_start: datetime
+    fetched: float
+    planner_view: RegionForecast
+    result: ForecastResult
+
+
+class ForecastCache:
+    """One sampled forecast per region, shared by every job planned in the same slot.
+
+    A burst of a thousand creations asks the carbon service once per region, not a thousand
+    times: concurrent callers for the same region wait on one fetch (single flight).
+    """
+
+    def __init__(self, carbon: CarbonService, config: OperatorConfig, clock: Callable[[], float] = time.monotonic):
+        self._carbon = carbon
+        self._config = config
+        self._clock = clock
+        self._entries: dict[str, _CachedForecast] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(
+        self, region: str, now: datetime, nodes: Iterable[NodeInfo], *, fresh: bool = False
+    ) -> tuple[RegionForecast, ForecastResult]:
+        settings = self._config.planner
+        slot_start = slot_floor(now, settings.slot)
+        lock = self._locks.setdefault(region, asyncio.Lock())
+        cfg = self._config.region(region)
+        if cfg is None:
+            raise KeyError(f"region {region!r} is not configured")
+        cap = region_capacity(cfg, nodes)
+        async with lock:
+            entry = self._entries.get(region)
+            expired = entry is None or self._clock() - entry.fetched > self._config.forecast_refresh.total_seconds()
+            if fresh or expired or entry is None or entry.slot_start != slot_start:
+                result = await asyncio.to_thread(
+                    self._carbon.forecast, region, slot_start, slot_start + settings.horizon
+                )
+                view = region_forecast(region, cap, result, slot_start, settings.slot, settings.horizon)
+                entry = _CachedForecast(slot_start, self._clock(), view, result)
+                self._entries[region] = entry
+        # Capacity follows the nodes; re-derive the planner's view only when it changed.
+        view = entry.planner_view
+        if view.capacity_gpus != cap.gpus or view.gpu_model != cap.gpu_model:
+            view = replace(view, capacity_gpus=cap.gpus, gpu_model=cap.gpu_model)
+            entry.planner_view = view
+        return view, entry.result
+
+
+@dataclass
+class Runtime:
+    config: OperatorConfig
+    carbon: CarbonService
+    kube: Kube
+    metrics: OperatorMetrics
+    forecasts: ForecastCache
+    reservations: dict[str, Reservation] = field(default_factory=dict)
+    """Plans made in this process, fresher than the status-based index until their status lands."""
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The last status this process wrote per job: only the operator writes status, so it is the newest."""
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The child Jobs' latest state, from the Job watch."""
+    wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
+    phases: dict[str, str] = field(default_factory=dict)
+
+    def wakeup(self, key: str) -> asyncio.Event:
+        return self.wakeups.setdefault(key, asyncio.Event())
+
+    def poke(self, key: str) -> None:
+        ev = self.wakeups.get(key)
+        if ev is not None:
+            ev.set()
+
+    def forget(self, key: str) -> None:
+        for d in (self.reservations, self.statuses, self.jobs, self.wakeups, self.phases):
+            d.pop(key, None)
+        self.metrics.set_phases(self.phases.values())
+
+    def set_phase(self, key: str, phase: str) -> None:
+        if self.phases.get(key) != phase:
+            self.phases[key] = phase
+            self.metrics.set_phases(self.phases.values())
+
+    def reservations_except(
+        self, key: str, indexed: Mapping[str, Reservation], now: datetime, slot: timedelta
+    ) -> list[Reservation]:
+        """Every other job's GPUs: status-based index overlaid with this process's fresher plans.
+
+        A job still running past its expected end keeps its GPUs until the next slot.
+        """
+        merged = {**indexed, **self.reservations}
+        merged.pop(key, None)
+        return [r if r.end > now else replace(r, end=now + slot) for r in merged.values()]

@@ -1,0 +1,193 @@
+"""Pure translation between planner decisions, child Job state and the GreenTrainingJob status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from . import conditions as cond
+from .carbon.provider import DataSource, ForecastResult
+from .clock import parse_rfc3339, rfc3339
+from .conditions import Reason
+from .durations import format_duration, parse_duration
+from .planner import Decision, Reservation
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
+def plan_fields(decision: Decision, source: ForecastResult | None, now: datetime) -> dict[str, Any]:
+    return {
+        "intensityForecast": round(decision.forecast_intensity, 2),
+        "baselineIntensity": round(decision.baseline_intensity, 2),
+        "baselineRegion": decision.baseline_region,
+        "baselineStart": rfc3339(decision.baseline_start),
+        "expectedGrams": round(decision.expected_grams, 2),
+        "baselineGrams": round(decision.baseline_grams, 2),
+        "expectedDuration": format_duration(decision.expected_duration),
+        "provider": source.provider if source else "",
+        "dataSource": str(source.source) if source else "",
+        "decidedAt": rfc3339(now),
+        "reason": decision.reason,
+        "powerLimitWatts": decision.power_limit_watts,
+        "deadlineAtRisk": decision.deadline_at_risk,
+    }
+
+
+def decision_from_status(key: str, status: Mapping[str, Any]) -> Decision | None:
+    """Rebuild the current plan from status (for hysteresis after a restart); None if there is none."""
+    plan = status.get("plan") or {}
+    try:
+        return Decision(
+            key=key,
+            region=status["region"],
+            start=parse_rfc3339(status["plannedStart"]),
+            power_limit_watts=plan.get("powerLimitWatts"),
+            expected_duration=parse_duration(plan["expectedDuration"]),
+            expected_grams=float(plan["expectedGrams"]),
+            forecast_intensity=float(plan["intensityForecast"]),
+            baseline_region=plan["baselineRegion"],
+            baseline_start=parse_rfc3339(plan["baselineStart"]),
+            baseline_grams=float(plan["baselineGrams"]),
+            baseline_intensity=float(plan["baselineIntensity"]),
+            deadline_at_risk=bool(plan.get("deadlineAtRisk", False)),
+            reason=str(plan.get("reason", "")),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def reservation_from_status(status: Mapping[str, Any], gpus: int) -> Reservation | None:
+    """The GPUs a job holds according to its status (None for finished or unplanned jobs)."""
+    if status.get("phase") in TERMINAL_PHASES or not status.get("region") or not status.get("plannedStart"):
+        return None
+    try:
+        start = parse_rfc3339(status.get("startTime") or status["plannedStart"])
+        duration = parse_duration((status.get("plan") or {})["expectedDuration"])
+    except (KeyError, ValueError):
+        return None
+    return Reservation(status["region"], start, start + duration, gpus)
+
+
+def carbon_condition(
+    existing: Sequence[Mapping[str, Any]], results: Sequence[ForecastResult], generation: int, now: datetime
+) -> list[dict[str, Any]]:
+    """CarbonDataAvailable: True when every candidate region's data for the present is fresh live data.
+
+    A provider's forecast rarely spans the whole planning horizon (Electricity Maps ~72 h, UK 48 h);
+    the rest is filled from traces or static factors. That is said in the message, but only a fallback
+    in force now (the provider failing) turns the condition False, with the provider's error.
+    """
+    degraded = [r for r in results if r.stale or r.source_at(now) not in (DataSource.LIVE, None)]
+    if not degraded:
+        parts = []
+        for r in results:
+            until = r.live_until
+            tail = f" until {rfc3339(until)}, then {r.provider}" if r.source is not DataSource.LIVE and until else ""
+            parts.append(f"{r.region}: live data from {r.provider.split('+')[0]}{tail}")
+        return cond.set_condition(
+            existing,
+            cond.CARBON_DATA_AVAILABLE,
+            "True",
+            Reason.LIVE_DATA,
+            "; ".join(parts)[:1024],
+            generation=generation,
+            now=now,
+        )
+    parts = []
+    for r in degraded:
+        src = r.source_at(now) or r.source
+        what = "stale data" if r.stale and src in (DataSource.LIVE, DataSource.CACHED) else f"{src} data"
+        parts.append(f"{r.region}: {what} from {r.provider}" + (f" ({r.error})" if r.error else ""))
+    only_stale = all((r.source_at(now) or r.source) in (DataSource.LIVE, DataSource.CACHED) for r in degraded)
+    return cond.set_condition(
+        existing,
+        cond.CARBON_DATA_AVAILABLE,
+        "False",
+        Reason.STALE_DATA if only_stale else Reason.FALLBACK_DATA,
+        "; ".join(parts)[:1024],
+        generation=generation,
+        now=now,
+    )
+
+
+@dataclass(frozen=True)
+class JobObservation:
+    """What the child Job says, reduced to what the status needs."""
+
+    exists: bool
+    suspended: bool = False
+    active: int = 0
+    ready: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    complete: bool = False
+    failed_final: bool = False
+    failure_message: str = ""
+    start_time: datetime | None = None
+    completion_time: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed_final
+
+
+def observe_job(job: Mapping[str, Any] | None) -> JobObservation:
+    if job is None:
+        return JobObservation(exists=False)
+    spec = job.get("spec") or {}
+    st = job.get("status") or {}
+    conds = st.get("conditions") or []
+    complete = any(c.get("type") == "Complete" and c.get("status") == "True" for c in conds)
+    failed = next((c for c in conds if c.get("type") == "Failed" and c.get("status") == "True"), None)
+    done_at = st.get("completionTime") or (failed or {}).get("lastTransitionTime")
+    return JobObservation(
+        exists=True,
+        suspended=bool(spec.get("suspend")),
+        active=int(st.get("active") or 0),
+        ready=int(st.get("ready") or 0),
+        succeeded=int(st.get("succeeded") or 0),
+        failed=int(st.get("failed") or 0),
+        complete=complete,
+        failed_final=failed is not None,
+        failure_message=str((failed or {}).get("message") or (failed or {}).get("reason") or ""),
+        start_time=parse_rfc3339(st["startTime"]) if st.get("startTime") else None,
+        completion_time=parse_rfc3339(done_at) if done_at else None,
+    )
+
+
+def running_conditions(
+    existing: Sequence[Mapping[str, Any]], obs: JobObservation, generation: int, now: datetime
+) -> tuple[str, list[dict[str, Any]]]:
+    """Phase and conditions for a released job, following its pods."""
+    c: list[dict[str, Any]] = [dict(x) for x in existing]
+    if obs.complete:
+        c = cond.set_condition(
+            c, cond.RUNNING, "False", Reason.JOB_COMPLETE, "the Job completed", generation=generation, now=now
+        )
+        c = cond.set_condition(
+            c, cond.SUCCEEDED, "True", Reason.JOB_COMPLETE, "the Job completed", generation=generation, now=now
+        )
+        c = cond.set_condition(
+            c, cond.FAILED, "False", Reason.JOB_COMPLETE, "the Job completed", generation=generation, now=now
+        )
+        return "Succeeded", c
+    if obs.failed_final or not obs.exists:
+        reason = Reason.JOB_FAILED if obs.exists else Reason.JOB_MISSING
+        msg = obs.failure_message or ("the Job failed" if obs.exists else "the Job was deleted")
+        c = cond.set_condition(c, cond.RUNNING, "False", reason, msg, generation=generation, now=now)
+        c = cond.set_condition(c, cond.SUCCEEDED, "False", reason, msg, generation=generation, now=now)
+        c = cond.set_condition(c, cond.FAILED, "True", reason, msg, generation=generation, now=now)
+        return "Failed", c
+    if obs.ready > 0:
+        msg = f"{obs.ready} pod(s) running"
+        c = cond.set_condition(c, cond.RUNNING, "True", Reason.PODS_RUNNING, msg, generation=generation, now=now)
+    else:
+        msg = f"{obs.active} pod(s) starting" if obs.active else "waiting for the Job's pods"
+        c = cond.set_condition(c, cond.RUNNING, "False", Reason.PODS_PENDING, msg, generation=generation, now=now)
+    return "Running", c
+
+
+def waited(created: datetime, released: datetime) -> timedelta:
+    return max(released - created, timedelta(0))
