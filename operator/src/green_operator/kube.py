@@ -57,19 +57,15 @@ class Kube:
         self.api = api
         self.timeout = timeout
 
-    def _call(
-        self, method: str, path: str, body: Any = None, content_type: str = JSON, query: str = ""
-    ) -> JsonDict:
+    def _call(self, method: str, path: str, body: Any = None, content_type: str = JSON, query: str = "") -> JsonDict:
         headers = {"Accept": JSON, "Content-Type": content_type}
         _, url, headers, _, _ = self.api.param_serialize(
             method=method, resource_path=path, header_params=headers, auth_settings=["BearerToken"]
         )
         if query:
             url = f"{url}?{query}"
-        resp = self.api.call_api(
-            method, url, header_params=headers, body=body, _request_timeout=self.timeout
-        )
-        data = resp.read()
+        resp = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=self.timeout)
+        data: bytes = resp.read()  # type: ignore[no-untyped-call]
         if not 200 <= resp.status <= 299:
             try:
                 reason = json.loads(data).get("message", "") if data else ""

@@ -1,0 +1,95 @@
+"""Planner speed: one plan() call for N pending jobs x 4 regions x 48 h at 15-minute slots.
+
+Prints wall time per call (best of a few runs) for a single job (the operator's per-create call)
+and for batches of 1,000 and 10,000 jobs, with and without capacity pressure, power policy None
+and Auto (H100 profile). Targets from the issue: 1,000 jobs < 1 s, 10,000 jobs < 10 s.
+
+    .venv/bin/python benchmarks/planner_speed.py
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from green_operator.carbon.trace_file import load_trace_csv
+from green_operator.planner import (
+    JobRequest,
+    PlannerSettings,
+    PowerPolicy,
+    PowerRequest,
+    RegionForecast,
+    plan,
+)
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "carbon"
+NOW = datetime(2020, 3, 2, 10, 7, tzinfo=UTC)  # mid-slot, as the operator sees it
+START = datetime(2020, 3, 2, 10, 0, tzinfo=UTC)
+SLOT = timedelta(minutes=15)
+REGIONS = {"DE": "lwa_ger_2020.csv", "GB": "lwa_gb_2020.csv", "FR": "lwa_fr_2020.csv", "NL": "lwa_ger_2020.csv"}
+
+
+def forecasts(capacity: int) -> list[RegionForecast]:
+    out = []
+    for k, (name, file) in enumerate(REGIONS.items()):
+        series = load_trace_csv(DATA / file, zone=name)
+        # "NL" reuses Germany's trace a week later so the four regions differ.
+        values = [v or 0.0 for v in series.sample(START + timedelta(days=7 * (k == 3)), SLOT, 192)]
+        out.append(RegionForecast(name, capacity, "NVIDIA H100 80GB HBM3", START, values))
+    return out
+
+
+def jobs(n: int, policy: PowerPolicy, seed: int = 1) -> list[JobRequest]:
+    rng = random.Random(seed)
+    names = list(REGIONS)
+    out = []
+    for i in range(n):
+        duration = timedelta(minutes=rng.choice([30, 60, 90, 120, 240, 360, 480]))
+        earliest = NOW + timedelta(minutes=rng.randrange(0, 12 * 60))
+        slack = timedelta(hours=rng.choice([1, 4, 8, 16, 24]))
+        regions = tuple(rng.sample(names, rng.randint(1, 4)))
+        out.append(
+            JobRequest(
+                key=f"job-{i:05d}",
+                gpus=rng.choice([1, 1, 2, 4, 8]),
+                duration=duration,
+                earliest_start=earliest,
+                deadline=earliest + duration + slack,
+                regions=regions,
+                power=PowerRequest(policy, max_slowdown_percent=10),
+            )
+        )
+    return out
+
+
+def timed(n: int, capacity: int, policy: PowerPolicy, repeat: int) -> tuple[float, int]:
+    regions, batch, settings = forecasts(capacity), jobs(n, policy), PlannerSettings()
+    best = math.inf
+    flagged = 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        decisions = plan(batch, regions, [], NOW, settings)
+        best = min(best, time.perf_counter() - t)
+        flagged = sum(d.deadline_at_risk for d in decisions)
+    return best, flagged
+
+
+def main() -> None:
+    print("planner speed: 4 regions x 192 slots (48 h at 15 min), real traces, H100 profile")
+    print(f"{'jobs':>7} {'capacity/region':>16} {'power':>6} {'seconds':>9} {'flagged':>8}")
+    # Demand of the random mix: about 2.6 GPU-hours per job over 12 h of arrivals.
+    for n, repeat in ((1, 50), (1_000, 3), (10_000, 1)):
+        for label, capacity in (("ample", 100_000), ("tight", max(8, n // 16))):
+            for policy in (PowerPolicy.NONE, PowerPolicy.AUTO):
+                if n == 1 and label == "tight":
+                    continue
+                seconds, flagged = timed(n, capacity, policy, repeat)
+                cap = f"{label} {capacity}"
+                print(f"{n:>7} {cap:>16} {policy.value:>6} {seconds:>9.4f} {flagged:>8}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""The planner: pure placement of jobs in space (region), time (start) and power (GPU limit).
+
+No Kubernetes, no HTTP, no clock: everything comes in as arguments, so the operator and the
+simulator run exactly the same code.
+"""
+
+from .model import (
+    Decision,
+    JobRequest,
+    PlannerSettings,
+    PowerPolicy,
+    PowerRequest,
+    RegionForecast,
+    Reservation,
+)
+from .power import PowerOption, choose_power_limit, default_option, fixed_option, power_options
+from .power_profiles import PROFILES, PowerProfile, ProfilePoint, power_profile
+from .scheduler import latest_start, plan
+
+__all__ = [
+    "PROFILES",
+    "Decision",
+    "JobRequest",
+    "PlannerSettings",
+    "PowerOption",
+    "PowerPolicy",
+    "PowerProfile",
+    "PowerRequest",
+    "ProfilePoint",
+    "RegionForecast",
+    "Reservation",
+    "choose_power_limit",
+    "default_option",
+    "fixed_option",
+    "latest_start",
+    "plan",
+    "power_options",
+    "power_profile",
+]
