@@ -250,7 +250,7 @@ cmd_up() {
     --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
     --initial-cluster="node0=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --auto-compaction-retention=1 --quota-backend-bytes=8589934592 --unsafe-no-fsync=true
+    --auto-compaction-retention=1 --quota-backend-bytes=8589934592
   STARTED+=(etcd)
   wait_until "etcd on :$ETCD_PORT" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 

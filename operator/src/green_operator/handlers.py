@@ -39,6 +39,9 @@ async def configure(settings: kopf.OperatorSettings, logger: Logger, **_: Any) -
     # API calls run in threads (the kubernetes client is synchronous): size the pool for bursts.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(IO_THREADS, thread_name_prefix="green-io"))
     logger.info("green-training-operator configured")
+    if not logging.getLogger("green_operator").isEnabledFor(logging.DEBUG):
+        # kopf logs every watch-event handler call at INFO; on a busy cluster that is noise and CPU.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 @kopf.index("", "v1", "nodes")

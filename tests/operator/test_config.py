@@ -1,0 +1,66 @@
+"""Operator configuration: the example loads; every error names its field and the fix."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from green_operator.config import ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_configuration_loads() -> None:
+    cfg = load_config(REPO / "examples" / "operator-config.yaml")
+    assert cfg.region_names == ("europe-west2", "europe-west3", "europe-west9", "us-west2")
+    assert cfg.region("europe-west3").node_selector == {"topology.kubernetes.io/region": "europe-west3"}  # type: ignore[union-attr]
+    assert cfg.planner.slot == timedelta(minutes=15)
+    assert cfg.replan_interval == timedelta(minutes=10)
+
+
+def minimal(**extra: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"regions": [{"name": "r1"}]}
+    doc.update(extra)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "text"),
+    [
+        ({}, "regions must be a non-empty list"),
+        ({"regions": [{"name": "Bad_Name"}]}, "regions[0].name must be a DNS label"),
+        ({"regions": [{"name": "a"}, {"name": "a"}]}, "duplicate region"),
+        ({"regions": [{"name": "a", "nodeSelector": {"k": 1}}]}, "regions[0].nodeSelector must map"),
+        ({"regions": [{"name": "a", "tolerations": "none"}]}, "regions[0].tolerations must be a list"),
+        (minimal(planner={"slot": "fast"}), "planner.slot"),
+        (minimal(planner={"slot": "1h", "horizon": "30m"}), "planner.horizon must be at least one planner.slot"),
+        (minimal(planner={"hysteresis": 2}), "planner.hysteresis must be a fraction"),
+        (minimal(planner={"defaultGpuWatts": -1}), "planner.defaultGpuWatts"),
+        (minimal(planner={"slott": "1m"}), "planner: unknown key(s) ['slott']"),
+        (minimal(operator={"metricsPort": 70000}), "operator.metricsPort must be a TCP port"),
+        (minimal(operator={"watchNamespaces": ["Not OK"]}), "operator.watchNamespaces"),
+        (minimal(extras=1), "unknown top-level key(s) ['extras']"),
+        ({"regions": [{"name": "a", "carbon": {"provider": "nope", "zone": "X"}}]}, "unknown provider 'nope'"),
+    ],
+)
+def test_errors_name_the_field(doc: dict[str, Any], text: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(doc)
+    assert text in str(err.value)
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("regions: [")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text(yaml.safe_dump("hello"))
+    with pytest.raises(ConfigError, match="must be a mapping"):
+        load_config(scalar)
