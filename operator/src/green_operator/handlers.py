@@ -1,8 +1,11 @@
 """kopf registrations: thin, typed, and nothing but wiring. The logic lives in lifecycle.py.
 
-kopf writes nothing to our resources: no change-detecting handlers (so no diff-base annotations,
-no progress storage, no finalizer). A daemon per GreenTrainingJob drives its life and writes status
-itself; indexes give it the nodes' capacity and every other job's reservation; the Job watch wakes it.
+kopf stores no handler state on our resources: there are no change-detecting handlers, so no
+diff-base annotations or progress storage. Its only write is the finalizer it keeps while a daemon
+runs, so the daemon is stopped before the object goes. A daemon per GreenTrainingJob drives its
+life and writes status itself; indexes give it the nodes' capacity and every other job's
+reservation; the Job watch wakes it. Every handler is async: they share asyncio objects (the
+wake-up events) with the daemons, which must only be touched from the event loop.
 """
 
 from __future__ import annotations
@@ -45,12 +48,12 @@ async def configure(settings: kopf.OperatorSettings, logger: Logger, **_: Any) -
 
 
 @kopf.index("", "v1", "nodes")
-def gpu_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeInfo]:
+async def gpu_nodes(name: str, body: kopf.Body, **_: Any) -> dict[str, NodeInfo]:
     return {name: node_info(body)}
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-def gtj_reservations(
+async def gtj_reservations(
     namespace: str | None, name: str, spec: kopf.Spec, status: kopf.Status, **_: Any
 ) -> dict[str, Reservation] | None:
     try:
@@ -87,7 +90,7 @@ async def lifecycle(
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     rt: Runtime = memo["runtime"]
     key = f"{namespace}/{name}"
     if event.get("type") == "DELETED":
@@ -102,7 +105,7 @@ def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any,
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
-def job_event(event: kopf.RawEvent, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
+async def job_event(event: kopf.RawEvent, namespace: str | None, body: kopf.Body, memo: Any, **_: Any) -> None:
     rt: Runtime = memo["runtime"]
     owner = next((o for o in body.metadata.get("ownerReferences") or [] if o.get("kind") == KIND), None)
     if owner is None:

@@ -136,3 +136,16 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    def list_gtjs(self, namespace: str | None) -> list[JsonDict]:
+        """Every GreenTrainingJob in ``namespace`` (None: all namespaces), following list pagination."""
+        base = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{_q(namespace)}" if namespace else "") + f"/{PLURAL}"
+        items: list[JsonDict] = []
+        token = ""
+        while True:
+            query = "limit=500" + (f"&continue={quote(token, safe='')}" if token else "")
+            page = self._call("GET", base, query=query)
+            items.extend(page.get("items") or [])
+            token = str((page.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items

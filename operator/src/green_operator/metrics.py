@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 PHASES = ("Pending", "Deferred", "Running", "Succeeded", "Failed")
+DECISION_OUTCOMES = ("deferred", "started", "replanned", "deadline_at_risk")
+RECONCILE_ACTIONS = ("plan", "replan", "release")
 
 
 class OperatorMetrics:
@@ -32,12 +34,19 @@ class OperatorMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        for a in RECONCILE_ACTIONS:
+            self.reconcile_seconds.labels(a)
         self.decisions = Counter(
             "greentraining_decisions_total",
             "Planning decisions by outcome (deferred, started, replanned, deadline_at_risk).",
             ["outcome"],
             registry=registry,
         )
+        # Label values known in advance start at 0 (here and for reconcile_seconds): a series that
+        # appears already at 1 shows no increase(), so the first decision would be invisible to the
+        # deadline-at-risk alert and the dashboard's rates.
+        for o in DECISION_OUTCOMES:
+            self.decisions.labels(o)
         self.deferral_seconds = Histogram(
             "greentraining_deferral_seconds",
             "How long jobs waited for their low-carbon window (from creation to release).",
@@ -57,7 +66,7 @@ class OperatorMetrics:
             registry=registry,
         )
         self.emitted_grams = Counter(
-            "greentraining_emissions_grams_total",
+            "greentraining_job_emissions_grams_total",
             "Emissions of finished jobs, energy integrated over the region's intensity (gCO2eq).",
             ["namespace", "region"],
             registry=registry,
