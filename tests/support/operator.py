@@ -98,7 +98,10 @@ def make_config(
 
 
 class OperatorProcess:
-    def __init__(self, config: Path, namespace: str, log: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, config: Path, namespace: str, log: Path, extra_env: dict[str, str] | None = None, metrics_port: int = 0
+    ) -> None:
+        self.metrics_port = metrics_port
         self.config = config
         self.namespace = namespace
         self.log_path = log
@@ -113,7 +116,7 @@ class OperatorProcess:
             sys.executable, "-m", "green_operator.cli", "run",
             "--config", str(self.config),
             "--namespace", self.namespace,
-            "--metrics-port", "0",
+            "--metrics-port", str(self.metrics_port),
             "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
         ]  # fmt: skip
         log = self.log_path.open("ab")

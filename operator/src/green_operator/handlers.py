@@ -1,11 +1,10 @@
 """kopf registrations: thin, typed, and nothing but wiring. The logic lives in lifecycle.py.
 
-kopf stores no handler state on our resources: there are no change-detecting handlers, so no
-diff-base annotations or progress storage. Its only write is the finalizer it keeps while a daemon
-runs, so the daemon is stopped before the object goes. A daemon per GreenTrainingJob drives its
-life and writes status itself; indexes give it the nodes' capacity and every other job's
-reservation; the Job watch wakes it. Every handler is async: they share asyncio objects (the
-wake-up events) with the daemons, which must only be touched from the event loop.
+kopf writes nothing to our resources: there are no change-detecting handlers (so no diff-base
+annotations or progress storage) and no kopf daemons (so no finalizers; see supervisor.py). The
+GreenTrainingJob watch starts one lifecycle task per job; indexes give it the nodes' capacity and
+every other job's reservation; the Job watch wakes it. Every handler is async: they share asyncio
+objects (the wake-up events) with the lifecycle tasks, which must only be touched from the loop.
 """
 
 from __future__ import annotations
@@ -17,13 +16,14 @@ from typing import Any
 
 import kopf
 
-from .lifecycle import World, run_lifecycle
+from .lifecycle import World
 from .manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION
 from .planner import Reservation
 from .regions import NodeInfo, node_info
 from .runtime import Runtime
 from .spec import gpus_in_template
-from .status import TERMINAL_PHASES, reservation_from_status
+from .status import reservation_from_status
+from .supervisor import Lifecycles
 
 IO_THREADS = 32
 Logger = logging.Logger | logging.LoggerAdapter[Any]
@@ -64,44 +64,41 @@ async def gtj_reservations(
     return {f"{namespace}/{name}": r} if r else None
 
 
-def _not_finished(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL_PHASES
-
-
-@kopf.daemon(GROUP, VERSION, PLURAL, when=_not_finished, cancellation_timeout=30.0)
-async def lifecycle(
-    body: kopf.Body,
-    stopped: kopf.DaemonStopped,
-    memo: Any,
-    logger: Logger,
-    **kwargs: Any,
-) -> None:
-    # kopf passes each index as a kwarg named after its function (not part of kopf's typed protocol).
-    gpu_nodes: kopf.Index[str, NodeInfo] = kwargs["gpu_nodes"]
-    gtj_reservations: kopf.Index[str, Reservation] = kwargs["gtj_reservations"]
-
-    def world() -> World:
-        return World(
-            nodes=[n for store in gpu_nodes.values() for n in store],
-            reservations={k: next(iter(v)) for k, v in gtj_reservations.items() if v},
-        )
-
-    await run_lifecycle(memo["runtime"], body, stopped, world, logger)
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def gtj_event(
+    event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, logger: Logger, **kwargs: Any
+) -> None:
     rt: Runtime = memo["runtime"]
+    lifecycles: Lifecycles = memo["lifecycles"]
+    if lifecycles.world_of is None:
+        # kopf passes each index as a kwarg named after its function; they are live views.
+        gpu_nodes: kopf.Index[str, NodeInfo] = kwargs["gpu_nodes"]
+        gtj_reservations: kopf.Index[str, Reservation] = kwargs["gtj_reservations"]
+
+        def world() -> World:
+            return World(
+                nodes=[n for store in gpu_nodes.values() for n in store],
+                reservations={k: next(iter(v)) for k, v in gtj_reservations.items() if v},
+            )
+
+        lifecycles.world_of = world
     key = f"{namespace}/{name}"
     if event.get("type") == "DELETED":
+        lifecycles.forget(key)
         rt.forget(key)
         return
     obj = event.get("object") or {}
+    lifecycles.observe(key, obj)
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
-    # A spec edit (new generation) while waiting: wake the daemon to re-plan.
+    # A spec edit (new generation) while waiting: wake the lifecycle to re-plan.
     if status.get("phase") == "Deferred" and meta.get("generation") != status.get("observedGeneration"):
         rt.poke(key)
+
+
+@kopf.on.cleanup()
+async def stop_lifecycles(memo: Any, **_: Any) -> None:
+    await memo["lifecycles"].shutdown()
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
@@ -384,8 +384,8 @@ class Step:
         )
 
 
-async def sleep_until(stopped: Any, wake: asyncio.Event, seconds: float) -> None:
-    """Sleep until the timeout, a wake-up (Job event, spec edit) or the daemon being stopped."""
+async def sleep_until(stopped: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Sleep until the timeout, a wake-up (Job event, spec edit) or a stop (deletion, shutdown)."""
     if seconds <= 0:
         return
     waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())]
@@ -397,14 +397,19 @@ async def sleep_until(stopped: Any, wake: asyncio.Event, seconds: float) -> None
 
 
 async def run_lifecycle(
-    rt: Runtime, body: Mapping[str, Any], stopped: Any, world_of: Any, logger: logging.Logger | Any
+    rt: Runtime,
+    body_of: Callable[[], Mapping[str, Any]],
+    stopped: asyncio.Event,
+    world_of: Callable[[], World],
+    logger: logging.Logger | Any,
 ) -> None:
-    meta = body["metadata"]
+    """Step until the job is done or the stop flag is set; `body_of` returns the latest object seen."""
+    meta = body_of()["metadata"]
     key = f"{meta['namespace']}/{meta['name']}"
     wake = rt.wakeup(key)
-    while not stopped:
+    while not stopped.is_set():
         wake.clear()
-        delay = await Step(rt, body, world_of(), logger).run()
+        delay = await Step(rt, body_of(), world_of(), logger).run()
         if delay == DONE:
             return
         await sleep_until(stopped, wake, delay)

@@ -61,6 +61,7 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     from .kube import Kube, load_client_config
     from .metrics import OperatorMetrics
     from .runtime import ForecastCache, Runtime
+    from .supervisor import Lifecycles
 
     try:
         carbon = CarbonService.from_config(config.carbon)
@@ -88,7 +89,7 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     try:
         await kopf.operator(
             standalone=True,
-            memo=kopf.Memo(runtime=runtime),
+            memo=kopf.Memo(runtime=runtime, lifecycles=Lifecycles(runtime, logging.getLogger("green_operator"))),
             liveness_endpoint=args.liveness or None,
             **kwargs,
         )
