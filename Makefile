@@ -55,18 +55,19 @@ crd-template: setup cluster-up ## Refresh the PodTemplateSpec schema from the lo
 	$(CONTROLPLANE_BIN)/kubectl --kubeconfig $(KUBECONFIG_PATH) get --raw /openapi/v3/api/v1 \
 	  | $(PY) hack/crd/pod_template_schema.py > hack/crd/podtemplatespec-v1.35.4.json
 
-lint: setup ## ruff (lint + format check), mypy --strict, CRD/chart drift
+lint: setup controlplane ## ruff (lint + format check), mypy --strict, helm lint, CRD/chart drift
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy operator/src trainer-image/src
+	$(CONTROLPLANE_BIN)/helm lint --strict charts/green-training-operator
 	$(PY) hack/verify.py
 
 fmt: setup ## Apply ruff's fixes and formatting
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test-unit: setup ## Fast tier: no servers
-	$(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+test-unit: setup controlplane prometheus ## Fast tier: no servers (uses the pinned helm and promtool binaries)
+	GREEN_BIN=$(CONTROLPLANE_BIN) $(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
 test-integration: tools ## Integration + e2e tiers against a fresh local control plane (always torn down)
 	hack/cluster.sh down >/dev/null 2>&1 || true

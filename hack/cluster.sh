@@ -302,6 +302,14 @@ cmd_up() {
 }
 
 cmd_down() {
+  # Helpers started beside the cluster (the demo's operator) record their pid here too.
+  local f pid
+  for f in "$PIDS"/operator-*.pid; do
+    [[ -f "$f" ]] || continue
+    pid="$(cat "$f")"
+    if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q green_operator; then kill "$pid" 2>/dev/null || true; fi
+    rm -f "$f"
+  done
   stop_all
   rm -rf "$DATA" "$PIDS" "$PORTS" "$PKI"
   rm -f "$GREEN_STATE"/*.kubeconfig "$GREEN_KUBECONFIG"

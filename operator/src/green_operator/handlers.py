@@ -89,6 +89,7 @@ async def gtj_event(
         return
     obj = event.get("object") or {}
     lifecycles.observe(key, obj)
+    rt.observe_status(key, obj.get("status") or {})
     meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
     # A spec edit (new generation) while waiting: wake the lifecycle to re-plan.

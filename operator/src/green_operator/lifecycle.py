@@ -76,8 +76,7 @@ class Step:
         if result is not None:
             self.status = dict(result.get("status") or {})
             self.rt.statuses[self.key] = self.status
-            if self.status.get("phase"):
-                self.rt.set_phase(self.key, self.status["phase"])
+            self.rt.observe_status(self.key, self.status)
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         # kopf queues events and posts them from its own task: no API call on this path.

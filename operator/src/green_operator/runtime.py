@@ -87,6 +87,7 @@ class Runtime:
     """The child Jobs' latest state, from the Job watch."""
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
+    at_risk: set[str] = field(default_factory=set)
 
     def wakeup(self, key: str) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
@@ -99,12 +100,21 @@ class Runtime:
     def forget(self, key: str) -> None:
         for d in (self.reservations, self.statuses, self.jobs, self.wakeups, self.phases):
             d.pop(key, None)
+        self.at_risk.discard(key)
         self.metrics.set_phases(self.phases.values())
+        self.metrics.deadline_at_risk.set(len(self.at_risk))
 
-    def set_phase(self, key: str, phase: str) -> None:
-        if self.phases.get(key) != phase:
+    def observe_status(self, key: str, status: Mapping[str, Any]) -> None:
+        """Keep the phase and deadline-risk gauges in step with what was just written."""
+        phase = status.get("phase")
+        if phase and self.phases.get(key) != phase:
             self.phases[key] = phase
             self.metrics.set_phases(self.phases.values())
+        risky = phase not in ("Succeeded", "Failed") and any(
+            c.get("type") == "DeadlineAtRisk" and c.get("status") == "True" for c in status.get("conditions") or ()
+        )
+        (self.at_risk.add if risky else self.at_risk.discard)(key)
+        self.metrics.deadline_at_risk.set(len(self.at_risk))
 
     def reservations_except(
         self, key: str, indexed: Mapping[str, Reservation], now: datetime, slot: timedelta

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each printing its figures. The operator burst needs the local cluster.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+PY="$repo/.venv/bin/python"
+cd "$repo"
+echo "== planner speed";              "$PY" benchmarks/planner_speed.py
+echo "== planner quality";            "$PY" benchmarks/planner_quality.py
+echo "== carbon providers";           "$PY" benchmarks/carbon_providers.py
+echo "== trainer overhead (CPU)";     "$PY" benchmarks/trainer_overhead.py
+"$here/cluster.sh" up
+echo "== operator burst (1,000 GreenTrainingJobs)"
+KUBECONFIG="$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')" "$PY" benchmarks/operator_burst.py
