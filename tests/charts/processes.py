@@ -70,13 +70,6 @@ def token_kubeconfig(namespace: str, service_account: str, path: Path) -> Path:
     return path
 
 
-def release_finalizers(namespace: str) -> None:
-    """Drop kopf's finalizers once the operator is gone, so the namespace can be deleted."""
-    names = kubectl("-n", namespace, "get", "greentrainingjobs", "-o", "name", check=False).stdout.split()
-    for name in names:
-        kubectl("-n", namespace, "patch", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}', check=False)
-
-
 @dataclass
 class Running:
     process: subprocess.Popen[bytes]
@@ -173,4 +166,3 @@ def operator(config: Mapping[str, Any], kubeconfig_path: Path, namespace: str, w
             yield op
         finally:
             stop(op.process)
-            release_finalizers(namespace)

@@ -59,7 +59,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
 }
 NAMESPACED_RULES = {
-    ("greentraining.io", "greentrainingjobs"): {"get", "list", "watch", "patch"},
+    ("greentraining.io", "greentrainingjobs"): {"get", "list", "watch"},
     ("greentraining.io", "greentrainingjobs/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch"},
     ("", "pods"): {"list"},
