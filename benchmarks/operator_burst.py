@@ -145,8 +145,12 @@ def main() -> int:
             [(n, gtj(n, i)) for i, n in enumerate(names)],
             args.concurrency,
         )
-        wait_for(lambda: len(decided) >= args.jobs, timeout=args.timeout, interval=0.5,
-                 message=lambda: f"decisions ({len(decided)}/{args.jobs})")
+        wait_for(
+            lambda: len(decided) >= args.jobs,
+            timeout=args.timeout,
+            interval=0.5,
+            message=lambda: f"decisions ({len(decided)}/{args.jobs})",
+        )
         total = max(decided.values()) - t_start
         latencies = [decided[n] - created[n] for n in names]
         jobs = batch.list_namespaced_job(ns).items
@@ -166,8 +170,10 @@ def main() -> int:
     print(f"operator burst: {args.jobs} GreenTrainingJobs, {args.concurrency} concurrent creators")
     print(f"  creating the GreenTrainingJobs took      {create_seconds:7.2f} s")
     print(f"  until every job had a decision            {total:7.2f} s")
-    print(f"  create-to-decision latency  p50 {statistics.median(latencies) * 1000:7.0f} ms   "
-          f"p99 {pct(latencies, 0.99) * 1000:7.0f} ms   max {max(latencies) * 1000:7.0f} ms")
+    print(
+        f"  create-to-decision latency  p50 {statistics.median(latencies) * 1000:7.0f} ms   "
+        f"p99 {pct(latencies, 0.99) * 1000:7.0f} ms   max {max(latencies) * 1000:7.0f} ms"
+    )
     print(f"  child Jobs created                        {len(jobs):7d}")
     print(f"  operator peak RSS                         {rss:7.1f} MiB")
     print(f"  raw creation of {args.jobs} plain Jobs          {raw_seconds:7.2f} s")

@@ -62,6 +62,8 @@ class Stack:
     namespace: str
     dashboard: dict[str, Any]
     alerts: dict[str, dict[str, Any]]
+    report: dict[str, Any]
+    """The real trainer's exit report that the "done" job's pod handed over."""
 
     def variables(self) -> dict[str, str]:
         return {"namespace": self.namespace, "job": TRAINER_JOB, "region": REGION}
@@ -213,7 +215,7 @@ def stack(cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 timeout=90,
                 message=lambda: f"the trainer's samples in Prometheus\n{trainer.log()[-2000:]}",
             )
-            yield Stack(prom, ns, dashboard(objs), {r["alert"]: r for r in alert_rules(objs)})
+            yield Stack(prom, ns, dashboard(objs), {r["alert"]: r for r in alert_rules(objs)}, json.loads(report))
     finally:
         kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
@@ -284,6 +286,35 @@ def test_the_savings_panels_agree_with_the_jobs_status(stack: Stack) -> None:
     )
     # The "done" job's energy is the real trainer report kwok handed over.
     assert jobs.status(stack.namespace, "done")["energy"]["source"] == "nvml"
+
+
+def test_the_trainer_report_reaches_status_events_and_metrics(stack: Stack) -> None:
+    """Issue 8's loop closed end to end: a real `green-trainer run` measured and reported; its report
+    went through the pod's termination message to the operator, which accounted it."""
+    report = stack.report
+    st = jobs.status(stack.namespace, "done")
+    assert st["energy"]["joules"] == pytest.approx(report["energyJoules"], abs=1e-3)
+    assert st["energy"]["source"] == report["meter"] == "nvml"
+    assert st["energy"]["estimatedPods"] == 0
+    kwh = report["energyJoules"] / 3.6e6
+    assert st["emissions"]["grams"] == pytest.approx(kwh * st["emissions"]["intensity"], rel=1e-3, abs=1e-3)
+    assert st["emissions"]["savedGrams"] == pytest.approx(
+        st["emissions"]["baselineGrams"] - st["emissions"]["grams"], abs=2e-3
+    )
+    events = json.loads(
+        kubectl(
+            "-n", stack.namespace, "get", "events", "--field-selector", "involvedObject.name=done", "-o", "json"
+        ).stdout
+    )["items"]
+    summary = next(e["message"] for e in events if e["reason"] == "JobSucceeded")
+    assert f"{kwh:.3f} kWh (nvml)" in summary
+    metric = f'greentraining_job_energy_joules_total{{namespace="{stack.namespace}", meter="nvml"}}'
+    _agree(
+        lambda: {"joules": sum(float(x["value"][1]) for x in stack.prom.query(metric))},
+        {"joules": report["energyJoules"]},
+        "the operator's energy counter",
+        tol=0.01,
+    )
 
 
 def test_jobs_by_phase_counts_the_jobs(stack: Stack) -> None:

@@ -94,8 +94,11 @@ def _cluster_state(kubeconfig: str | None) -> tuple[list[Any], list[Reservation]
 
 
 def preview(
-    job: Mapping[str, Any], config: OperatorConfig, capacities: Mapping[str, RegionCapacity],
-    reservations: Sequence[Reservation], now: datetime,
+    job: Mapping[str, Any],
+    config: OperatorConfig,
+    capacities: Mapping[str, RegionCapacity],
+    reservations: Sequence[Reservation],
+    now: datetime,
 ) -> Preview:
     from .carbon.service import CarbonService
 
@@ -126,7 +129,8 @@ def render(p: Preview) -> str:
         f"job:           {p.spec.key} ({p.spec.gpus} GPU(s), {format_duration(p.spec.estimated_duration)})",
         f"decision:      {d.reason}",
         f"region:        {d.region}",
-        f"start:         {rfc3339(d.start)}" + (f" (in {format_duration(wait)})" if wait.total_seconds() >= 1 else " (now)"),
+        f"start:         {rfc3339(d.start)}"
+        + (f" (in {format_duration(wait)})" if wait.total_seconds() >= 1 else " (now)"),
         f"latest start:  {rfc3339(p.spec.latest_start)}",
         f"power limit:   {limit}; expected duration {format_duration(d.expected_duration)}",
         f"intensity:     {d.forecast_intensity:.0f} gCO2eq/kWh forecast vs {d.baseline_intensity:.0f} now "
