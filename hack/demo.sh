@@ -18,7 +18,12 @@ OP_PID="$GREEN_STATE/pids/operator-demo.pid"
 
 "$here/cluster.sh" up
 "$KUBECTL" apply --server-side --force-conflicts -f "$repo/crds" >/dev/null
-"$KUBECTL" wait --for condition=Established crd/greentrainingjobs.greentraining.io --timeout=60s >/dev/null
+# Poll: `kubectl wait` fails outright if it runs before the new CRD has any status.
+for _ in $(seq 1 120); do
+  [[ "$("$KUBECTL" get crd greentrainingjobs.greentraining.io \
+        -o "jsonpath={.status.conditions[?(@.type=='Established')].status}" 2>/dev/null)" == True ]] && break
+  sleep 0.5
+done
 "$KUBECTL" create namespace "$NS" --dry-run=client -o yaml | "$KUBECTL" apply -f - >/dev/null
 
 # One operator for the demo namespace; replace a previous demo's operator.

@@ -8,6 +8,7 @@ import pytest
 
 from tests.charts.processes import apply_crds
 from tests.support.cluster import ClusterInfo, kubectl
+from tests.support.waiting import wait_for
 
 PROMETHEUS_OPERATOR_CRDS = Path(__file__).parent / "fixtures" / "prometheus-operator-crds"
 
@@ -22,4 +23,11 @@ def monitoring_crds(cluster: ClusterInfo) -> None:
     """The Prometheus Operator's CRDs (vendored, see the fixture's README), left installed: inert."""
     kubectl("apply", "--server-side", "--field-manager=green-tests", "-f", str(PROMETHEUS_OPERATOR_CRDS))
     for plural in ("servicemonitors", "podmonitors", "prometheusrules"):
-        kubectl("wait", "--for=condition=Established", f"crd/{plural}.monitoring.coreos.com", "--timeout=30s")
+        wait_for(
+            lambda p=plural: kubectl(
+                "get", "crd", f"{p}.monitoring.coreos.com", "-o",
+                "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+            ).stdout == "True",
+            timeout=60,
+            message=f"the {plural} CRD to be established",
+        )  # fmt: skip

@@ -49,7 +49,15 @@ def apply_crds() -> None:
     # repository's crds/ is the truth, so it takes over fields another manager set differently.
     result = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS), check=False)
     assert result.returncode == 0, f"applying crds/ failed: {result.stderr}"
-    kubectl("wait", "--for=condition=Established", "crd/greentrainingjobs.greentraining.io", "--timeout=30s")
+    # Poll rather than `kubectl wait`, which fails at once if it races the CRD's first status update.
+    wait_for(
+        lambda: kubectl(
+            "get", "crd", "greentrainingjobs.greentraining.io", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+        ).stdout == "True",
+        timeout=60,
+        message="the GreenTrainingJob CRD to be established",
+    )  # fmt: skip
 
 
 def token_kubeconfig(namespace: str, service_account: str, path: Path) -> Path:

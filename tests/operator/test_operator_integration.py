@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.support.cluster import REPO, ClusterInfo, kubectl
+from tests.support.cluster import kubectl
 from tests.support.operator import OperatorProcess, TraceGrid, free_port, make_config, slot_floor
 from tests.support.waiting import wait_for
 
@@ -23,25 +23,6 @@ pytestmark = pytest.mark.integration
 
 GROUP, VERSION, PLURAL = "greentraining.io", "v1alpha1", "greentrainingjobs"
 SLOT = timedelta(seconds=5)
-
-
-@pytest.fixture(scope="module")
-def crd(cluster: ClusterInfo) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    wait_for(
-        lambda: (
-            kubectl(
-                "get",
-                "crd",
-                "greentrainingjobs.greentraining.io",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-            ).stdout
-            == "True"
-        ),
-        timeout=30,
-        message="the CRD to be established",
-    )
 
 
 def gtj(

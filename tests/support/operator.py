@@ -66,6 +66,7 @@ def make_config(
     replan: timedelta = timedelta(minutes=10),
     live_regions: dict[str, dict[str, Any]] | None = None,
     carbon: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
     """Operator config: every region reads its trace (shift none); `live_regions` overrides a region's
     carbon block (e.g. a live provider at an unreachable URL with the trace as fallback)."""
@@ -92,6 +93,7 @@ def make_config(
             "forecastRefresh": "1s",
         },
     }
+    doc.update(extra or {})
     path = tmp / "operator-config.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

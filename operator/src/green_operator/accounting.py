@@ -168,6 +168,7 @@ class Accounting:
                 "kilowattHours": f"{e.kwh:.3f}",
                 "source": e.meter,
                 "estimatedPods": e.estimated_pods,
+                "live": False,
             },
             "emissions": {
                 "grams": round(self.grams, 3),

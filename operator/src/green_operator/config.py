@@ -51,6 +51,9 @@ class OperatorConfig:
     trainer_metrics_port: int = 9402
     watch_namespaces: tuple[str, ...] = ()
     """Empty: all namespaces (cluster-wide)."""
+    prometheus_url: str | None = None
+    """Where the trainers' metrics are scraped; running jobs then show live energy in status."""
+    live_energy_interval: timedelta = timedelta(minutes=1)
     source: str = field(default="<defaults>", compare=False)
 
     def region(self, name: str) -> RegionConfig | None:
@@ -75,7 +78,7 @@ def load_config(path: str | Path) -> OperatorConfig:
 
 
 def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str = "<inline>") -> OperatorConfig:
-    known = {"regions", "providers", "carbon", "planner", "operator"}
+    known = {"regions", "providers", "carbon", "planner", "operator", "prometheus"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {unknown}; expected some of {sorted(known)}")
@@ -90,6 +93,15 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     watch = op.get("watchNamespaces") or []
     if not isinstance(watch, list) or not all(isinstance(n, str) and _DNS_LABEL.match(n) for n in watch):
         raise ConfigError("operator.watchNamespaces must be a list of namespace names (empty = all namespaces)")
+    prom = _mapping(doc.get("prometheus") or {}, "prometheus")
+    _known(prom, "prometheus", ("url", "interval"))
+    prom_url = prom.get("url")
+    if prom_url is not None and (not isinstance(prom_url, str) or not prom_url.startswith(("http://", "https://"))):
+        raise ConfigError("prometheus.url must be an http(s) URL such as http://prometheus-operated.monitoring:9090")
+    try:
+        live_interval = parse_duration(str(prom.get("interval", "1m")))
+    except ValueError as exc:
+        raise ConfigError(f"prometheus.interval: {exc}") from exc
     return OperatorConfig(
         regions=regions,
         carbon=carbon,
@@ -99,6 +111,8 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
         metrics_port=_port(op.get("metricsPort", 8080), "operator.metricsPort"),
         trainer_metrics_port=_port(op.get("trainerMetricsPort", 9402), "operator.trainerMetricsPort"),
         watch_namespaces=tuple(watch),
+        prometheus_url=prom_url,
+        live_energy_interval=live_interval,
         source=source,
     )
 

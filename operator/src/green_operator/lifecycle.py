@@ -19,12 +19,13 @@ from typing import Any, Final, cast
 import kopf
 
 from . import conditions as cond
-from .accounting import account
+from .accounting import JOULES_PER_KWH, account
 from .carbon.provider import ForecastResult
 from .clock import parse_rfc3339, rfc3339, utcnow
 from .conditions import Reason
 from .durations import format_duration
 from .kube import OwnershipConflictError
+from .live_energy import fetch_live_energy
 from .manifests import build_job, job_name, placement_patch
 from .planner import Decision, Reservation, plan
 from .regions import NodeInfo
@@ -356,11 +357,40 @@ class Step:
         now = utcnow()
         phase, c = running_conditions(self.conditions(), obs, self.generation, now)
         if phase == "Running":
+            patch: dict[str, Any] = {}
             if c != self.conditions():
-                await self.write({"phase": "Running", "conditions": c})
-            return RUNNING_POLL
+                patch.update(phase="Running", conditions=c)
+            poll = RUNNING_POLL
+            if self.rt.config.prometheus_url:
+                interval = self.rt.config.live_energy_interval
+                poll = min(poll, interval.total_seconds())
+                last = self.rt.live_read_at.get(self.key)
+                if last is None or now - last >= interval:
+                    self.rt.live_read_at[self.key] = now
+                    live = await self.live_energy(now)
+                    if live is not None:
+                        patch["energy"] = live
+            if patch:
+                await self.write(patch)
+            return poll
         await self.finish(spec, phase, c, obs, now)
         return DONE
+
+    async def live_energy(self, now: datetime) -> dict[str, Any] | None:
+        """The running job's energy so far from Prometheus, when it changed; best effort."""
+        url = self.rt.config.prometheus_url
+        assert url is not None
+        live = await asyncio.to_thread(fetch_live_energy, url, self.namespace, self.name)
+        current = self.status.get("energy") or {}
+        if live is None or (current.get("live") and round(live.joules, 3) == current.get("joules")):
+            return None
+        return {
+            "joules": round(live.joules, 3),
+            "kilowattHours": f"{live.joules / JOULES_PER_KWH:.3f}",
+            "source": live.meter,
+            "live": True,
+            "updatedAt": rfc3339(now),
+        }
 
     async def finish(self, spec: TrainingJobSpec, phase: str, c: list[dict[str, Any]], obs: Any, now: datetime) -> None:
         pods = []

@@ -88,6 +88,7 @@ class Runtime:
     wakeups: dict[str, asyncio.Event] = field(default_factory=dict)
     phases: dict[str, str] = field(default_factory=dict)
     at_risk: set[str] = field(default_factory=set)
+    live_read_at: dict[str, datetime] = field(default_factory=dict)
 
     def wakeup(self, key: str) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
@@ -98,7 +99,7 @@ class Runtime:
             ev.set()
 
     def forget(self, key: str) -> None:
-        for d in (self.reservations, self.statuses, self.jobs, self.wakeups, self.phases):
+        for d in (self.reservations, self.statuses, self.jobs, self.wakeups, self.phases, self.live_read_at):
             d.pop(key, None)
         self.at_risk.discard(key)
         self.metrics.set_phases(self.phases.values())

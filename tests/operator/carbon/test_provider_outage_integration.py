@@ -15,7 +15,6 @@ import pytest
 from tests.operator.test_operator_integration import (
     SLOT,
     condition,
-    crd,  # noqa: F401  (fixture)
     create,
     gtj,
     phase_is,
@@ -93,7 +92,7 @@ def carbon(namespace: str, name: str) -> dict[str, Any] | None:
     return condition(status(namespace, name), "CarbonDataAvailable")
 
 
-def test_operator_rides_out_a_provider_outage(tmp_path: Path, namespace: str, crd: None) -> None:  # noqa: F811
+def test_operator_rides_out_a_provider_outage(tmp_path: Path, namespace: str, crd: None) -> None:
     now = datetime.now(UTC)
     traces = traces_with_window(now, low_from=timedelta(minutes=20), low_for=timedelta(minutes=5), clean_region=REGION)
     # Live data: dirty now, clean from +60 s for a minute, so the first job waits (and is re-planned).
