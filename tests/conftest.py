@@ -29,18 +29,9 @@ def cluster() -> ClusterInfo:
 @pytest.fixture(scope="session")
 def crd(cluster: ClusterInfo) -> None:
     """The GreenTrainingJob CRD from crds/, applied and established."""
-    from tests.support.cluster import REPO, kubectl
-    from tests.support.waiting import wait_for
+    from tests.support.cluster import apply_crds
 
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    wait_for(
-        lambda: kubectl(
-            "get", "crd", "greentrainingjobs.greentraining.io", "-o",
-            "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-        ).stdout == "True",
-        timeout=30,
-        message="the CRD to be established",
-    )  # fmt: skip
+    apply_crds()
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.charts.processes import apply_crds
-from tests.support.cluster import ClusterInfo, kubectl
+from tests.support.cluster import ClusterInfo, apply_crds, kubectl
 from tests.support.waiting import wait_for
 
 PROMETHEUS_OPERATOR_CRDS = Path(__file__).parent / "fixtures" / "prometheus-operator-crds"

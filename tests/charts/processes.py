@@ -17,7 +17,6 @@ from typing import Any
 
 import yaml
 
-from tests.charts.chart import CRDS
 from tests.support.cluster import REPO, kubeconfig, kubectl
 from tests.support.waiting import wait_for
 
@@ -42,22 +41,6 @@ def with_local_traces(config: Mapping[str, Any]) -> dict[str, Any]:
     text = yaml.safe_dump(dict(config)).replace(IMAGE_TRACES, str(REPO / "data" / "carbon"))
     doc: dict[str, Any] = yaml.safe_load(text)
     return doc
-
-
-def apply_crds() -> None:
-    # The default field manager, like `kubectl apply --server-side -f crds/` by hand or by other tests; the
-    # repository's crds/ is the truth, so it takes over fields another manager set differently.
-    result = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRDS), check=False)
-    assert result.returncode == 0, f"applying crds/ failed: {result.stderr}"
-    # Poll rather than `kubectl wait`, which fails at once if it races the CRD's first status update.
-    wait_for(
-        lambda: kubectl(
-            "get", "crd", "greentrainingjobs.greentraining.io", "-o",
-            "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
-        ).stdout == "True",
-        timeout=60,
-        message="the GreenTrainingJob CRD to be established",
-    )  # fmt: skip
 
 
 def token_kubeconfig(namespace: str, service_account: str, path: Path) -> Path:

@@ -39,9 +39,9 @@ from tests.charts.chart import (
     parse_label_values,
     render,
 )
-from tests.charts.processes import VENV_BIN, apply_crds, free_port, http_get, operator, running, with_local_traces
+from tests.charts.processes import VENV_BIN, free_port, http_get, operator, running, with_local_traces
 from tests.e2e.prometheus import Prometheus, Target, finite, prometheus, values_of
-from tests.support.cluster import ClusterInfo, kubeconfig, kubectl
+from tests.support.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e

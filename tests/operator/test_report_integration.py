@@ -19,30 +19,10 @@ import yaml
 
 from tests.support.cluster import REPO, ClusterInfo, kubectl
 from tests.support.operator import TraceGrid, make_config
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def crd(cluster: ClusterInfo) -> None:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    wait_for(
-        lambda: (
-            kubectl(
-                "get",
-                "crd",
-                "greentrainingjobs.greentraining.io",
-                "-o",
-                "jsonpath={.status.conditions[?(@.type=='Established')].status}",
-            ).stdout
-            == "True"
-        ),
-        timeout=30,
-        message="the CRD to be established",
-    )
 
 
 def _t(t: datetime) -> str:

@@ -42,3 +42,21 @@ def kubectl(
 class ClusterInfo:
     kubeconfig: Path
     bin_dir: Path
+
+
+def apply_crds() -> None:
+    """Apply crds/ (server-side; the repository's copy takes over fields others set) and wait until
+    the GreenTrainingJob CRD is established. Polls: `kubectl wait` fails outright if it runs before
+    the new CRD has any status."""
+    from tests.support.waiting import wait_for
+
+    result = kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"), check=False)
+    assert result.returncode == 0, f"applying crds/ failed: {result.stderr}"
+    wait_for(
+        lambda: kubectl(
+            "get", "crd", "greentrainingjobs.greentraining.io", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+        ).stdout == "True",
+        timeout=60,
+        message="the GreenTrainingJob CRD to be established",
+    )  # fmt: skip
