@@ -10,6 +10,7 @@ the ratio between the two. Needs `make cluster-up`; run with `make bench` or
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -91,6 +92,22 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def apiserver_pid() -> int | None:
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if b"kube-apiserver" in (proc / "cmdline").read_bytes().split(b"\0")[0]:
+                    return int(proc.name)
+            except OSError:
+                continue
+    return None
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -139,6 +156,9 @@ def main() -> int:
     time.sleep(1.0)  # let the watch establish before the burst
     try:
         names = [f"gtj-{i:05d}" for i in range(args.jobs)]
+        api_pid = apiserver_pid()
+        op_cpu0 = cpu_seconds(op.proc.pid) if op.proc else 0.0
+        api_cpu0 = cpu_seconds(api_pid) if api_pid else 0.0
         t_start = time.monotonic()
         create_seconds, created = create_all(
             lambda body: custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body),
@@ -155,12 +175,16 @@ def main() -> int:
         latencies = [decided[n] - created[n] for n in names]
         jobs = batch.list_namespaced_job(ns).items
         rss = peak_rss_mib(op.proc.pid) if op.proc else float("nan")
+        op_cpu = (cpu_seconds(op.proc.pid) if op.proc else 0.0) - op_cpu0
+        api_cpu = (cpu_seconds(api_pid) if api_pid else 0.0) - api_cpu0
+        api_cpu1 = cpu_seconds(api_pid) if api_pid else 0.0
 
         raw_seconds, _ = create_all(
             lambda body: batch.create_namespaced_job(raw_ns, body),
             [(f"job-{i:05d}", plain_job(f"job-{i:05d}")) for i in range(args.jobs)],
             args.concurrency,
         )
+        raw_api_cpu = (cpu_seconds(api_pid) if api_pid else 0.0) - api_cpu1
     finally:
         stop.set()
         op.stop()
@@ -176,6 +200,10 @@ def main() -> int:
     )
     print(f"  child Jobs created                        {len(jobs):7d}")
     print(f"  operator peak RSS                         {rss:7.1f} MiB")
+    print(
+        f"  CPU during the burst: operator {op_cpu:6.1f} s, kube-apiserver {api_cpu:6.1f} s "
+        f"(raw Jobs: kube-apiserver {raw_api_cpu:5.1f} s)"
+    )
     print(f"  raw creation of {args.jobs} plain Jobs          {raw_seconds:7.2f} s")
     print(f"  ratio (time to all decisions / raw)       {total / raw_seconds:7.2f}x")
     return 0
