@@ -117,3 +117,14 @@ def test_placement_patch_moves_region_and_drops_stale_selector_keys() -> None:
         "cloud.example/zone-group": "us",
     }
     assert tpl["spec"]["tolerations"] is None
+
+
+def test_power_capability_is_granted_only_when_asked_and_only_to_the_trainer() -> None:
+    plain = job()["spec"]["template"]["spec"]["containers"][0]
+    assert "securityContext" not in plain
+    granted = job(grant_power_capability=True)["spec"]["template"]["spec"]
+    sc = granted["containers"][0]["securityContext"]
+    assert sc["runAsUser"] == 0
+    assert sc["runAsNonRoot"] is False
+    assert sc["capabilities"]["add"] == ["SETGID", "SETUID", "SYS_ADMIN"]
+    assert "securityContext" not in granted["containers"][1]  # only the trainer's container

@@ -51,6 +51,8 @@ class OperatorConfig:
     trainer_metrics_port: int = 9402
     watch_namespaces: tuple[str, ...] = ()
     """Empty: all namespaces (cluster-wide)."""
+    grant_power_limit_capability: bool = False
+    """Run the training container's wrapper as root with CAP_SYS_ADMIN so it can set the power limit."""
     prometheus_url: str | None = None
     """Where the trainers' metrics are scraped; running jobs then show live energy in status."""
     live_energy_interval: timedelta = timedelta(minutes=1)
@@ -89,7 +91,10 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     regions = _regions(doc.get("regions"))
     planner, replan, refresh = _planner(doc.get("planner") or {})
     op = _mapping(doc.get("operator") or {}, "operator")
-    _known(op, "operator", ("metricsPort", "trainerMetricsPort", "watchNamespaces"))
+    _known(op, "operator", ("metricsPort", "trainerMetricsPort", "watchNamespaces", "grantPowerLimitCapability"))
+    grant = op.get("grantPowerLimitCapability", False)
+    if not isinstance(grant, bool):
+        raise ConfigError("operator.grantPowerLimitCapability must be true or false")
     watch = op.get("watchNamespaces") or []
     if not isinstance(watch, list) or not all(isinstance(n, str) and _DNS_LABEL.match(n) for n in watch):
         raise ConfigError("operator.watchNamespaces must be a list of namespace names (empty = all namespaces)")
@@ -111,6 +116,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
         metrics_port=_port(op.get("metricsPort", 8080), "operator.metricsPort"),
         trainer_metrics_port=_port(op.get("trainerMetricsPort", 9402), "operator.trainerMetricsPort"),
         watch_namespaces=tuple(watch),
+        grant_power_limit_capability=grant,
         prometheus_url=prom_url,
         live_energy_interval=live_interval,
         source=source,

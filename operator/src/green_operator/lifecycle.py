@@ -27,7 +27,7 @@ from .durations import format_duration
 from .kube import OwnershipConflictError
 from .live_energy import fetch_live_energy
 from .manifests import build_job, job_name, placement_patch
-from .planner import Decision, Reservation, plan
+from .planner import Decision, PowerPolicy, Reservation, plan
 from .regions import NodeInfo
 from .runtime import Runtime
 from .spec import SpecProblem, TrainingJobSpec, parse_spec
@@ -157,6 +157,10 @@ class Step:
             intensity=decision.forecast_intensity,
             suspend=suspend,
             metrics_port=self.rt.config.trainer_metrics_port,
+            # Granted whenever the policy may set a limit: a re-plan can change the limit of a waiting
+            # Job, but not its containers' security context.
+            grant_power_capability=self.rt.config.grant_power_limit_capability
+            and spec.power.policy is not PowerPolicy.NONE,
         )
 
     async def plan_and_create(self, spec: TrainingJobSpec) -> float:

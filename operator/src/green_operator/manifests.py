@@ -60,6 +60,19 @@ def _annotation_env(name: str, annotation: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{annotation}']"}}}
 
 
+def power_limit_security_context(current: Mapping[str, Any]) -> dict[str, Any]:
+    """What the trainer wrapper needs to set a GPU power limit through NVML: CAP_SYS_ADMIN, which
+    Kubernetes only grants to a root process. The wrapper starts the training itself as its image's
+    unprivileged user (GREEN_CHILD_USER) and restores the limit on exit; SETUID/SETGID stay so it can.
+    Opt-in per operator (`operator.grantPowerLimitCapability`), since it runs the wrapper as root."""
+    sc = copy.deepcopy(dict(current))
+    caps = sc.setdefault("capabilities", {})
+    caps["add"] = sorted({*(caps.get("add") or []), "SYS_ADMIN", "SETUID", "SETGID"})
+    sc["runAsUser"] = 0
+    sc["runAsNonRoot"] = False
+    return sc
+
+
 def trainer_env(gtj_name: str, metrics_port: int) -> list[dict[str, Any]]:
     """The trainer wrapper's contract (trainer-image/README.md)."""
     return [
@@ -88,6 +101,7 @@ def build_job(
     intensity: float,
     suspend: bool,
     metrics_port: int,
+    grant_power_capability: bool = False,
 ) -> dict[str, Any]:
     name = job_name(gtj_name)
     pod = copy.deepcopy(dict(template))
@@ -104,6 +118,8 @@ def build_job(
     for i, container in enumerate(spec.get("containers") or []):
         own = {e.get("name") for e in container.get("env") or []}
         container["env"] = [*(container.get("env") or []), *(e for e in env if e["name"] not in own)]
+        if i == 0 and grant_power_capability:
+            container["securityContext"] = power_limit_security_context(container.get("securityContext") or {})
         ports = container.get("ports") or []
         if i == 0 and metrics_port and not any(p.get("containerPort") == metrics_port for p in ports):
             container["ports"] = [
