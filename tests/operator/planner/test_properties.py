@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -139,3 +140,22 @@ def test_unflagged_jobs_keep_their_promise(case: tuple[list[JobRequest], list[Re
         if not d.deadline_at_risk:
             assert _meets(d, j)
             assert d.start <= latest_start(j)
+
+
+@settings(max_examples=40, deadline=None)
+@given(scenarios(), st.sampled_from([0.0, 0.2]))
+def test_a_replan_never_adds_a_late_job(
+    case: tuple[list[JobRequest], list[RegionForecast], datetime], fraction: float
+) -> None:
+    # Re-planning what was just planned, as the operator does every replan interval: the jobs may
+    # trade places, but no more of them end up late than before (capacity pressure included).
+    jobs, regions, now = case
+    s = dataclasses.replace(S, reserve_fraction=fraction)
+    first = plan(jobs, regions, [], now, s)
+    again = plan([dataclasses.replace(j, previous=d) for j, d in zip(jobs, first, strict=True)], regions, [], now, s)
+    late_before = sum(d.deadline_at_risk for d in first)
+    late_after = sum(d.deadline_at_risk for d in again)
+    assert late_after <= late_before
+    for d, j in zip(again, jobs, strict=True):
+        if not d.deadline_at_risk:
+            assert _meets(d, j)

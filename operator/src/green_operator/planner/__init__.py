@@ -15,6 +15,7 @@ from .model import (
 )
 from .power import PowerOption, choose_power_limit, default_option, fixed_option, power_options
 from .power_profiles import PROFILES, PowerProfile, ProfilePoint, power_profile
+from .preemption import PreemptionResult, plan_with_preemption
 from .scheduler import latest_start, plan
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "PowerPolicy",
     "PowerProfile",
     "PowerRequest",
+    "PreemptionResult",
     "ProfilePoint",
     "RegionForecast",
     "Reservation",
@@ -34,6 +36,7 @@ __all__ = [
     "fixed_option",
     "latest_start",
     "plan",
+    "plan_with_preemption",
     "power_options",
     "power_profile",
 ]

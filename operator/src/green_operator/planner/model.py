@@ -74,6 +74,14 @@ class PlannerSettings:
     """Average draw per GPU at its default limit when no profile is known for the model."""
     hysteresis_fraction: float = 0.05
     """A re-plan moves a job only when it cuts its expected emissions by more than this fraction."""
+    reserve_fraction: float = 0.2
+    """Share of each region's GPUs kept free for jobs that cannot wait. A job takes reserved GPUs
+    only to meet its deadline, to start at once in its preferred region (what a carbon-blind
+    scheduler would do), or in slots nothing else uses. Without it, jobs that could wait fill the
+    clean windows to the brim and a later job with a tight deadline finds no room. 0 turns it off."""
+    reserve_ramp: timedelta = timedelta(hours=4)
+    """The reserve grows from nothing now to its full share this far ahead: the next minutes are
+    better used than held for arrivals that are unlikely to come before them."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ and start slots with prefix sums. Pure functions of the grid and a free-GPU arra
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
@@ -93,7 +93,13 @@ class _Candidate:
 
 
 def best_placement(
-    grid: SlotGrid, ctx: JobContext, free: FreeGpus, prices: FloatArray | None = None
+    grid: SlotGrid,
+    ctx: JobContext,
+    free: FreeGpus,
+    prices: FloatArray | None = None,
+    *,
+    columns: int | None = None,
+    preferred_only: bool = False,
 ) -> Placement | None:
     """The least-emission (region, start, power option) that fits capacity and finishes by the
     deadline, starting inside the forecast horizon. Ties go to the earliest start, then the
@@ -101,11 +107,47 @@ def best_placement(
 
     ``prices``: prefix sums over slots of a per-GPU price (grams) per region and slot, added to the
     emissions when choosing so jobs avoid contended slots; the placement still reports emissions.
+    ``columns``: consider only the first this many starts (1: start at the earliest time only).
+    ``preferred_only``: consider only the job's first allowed region.
     """
+    return _pick(grid, ctx, _candidates(grid, ctx, free, prices, columns, preferred_only))
+
+
+def best_by_region(grid: SlotGrid, ctx: JobContext, free: FreeGpus) -> list[Placement]:
+    """``best_placement`` within each allowed region alone (regions where nothing fits left out),
+    cheapest first."""
+    found = _candidates(grid, ctx, free, None, None, False)
+    out: list[Placement] = []
+    for group in ctx.groups:
+        for a in range(len(group.rows)):
+            mine = np.arange(len(group.rows))[:, None] == a
+            only = [
+                replace(c, score=float(c.scores[a].min()), scores=np.where(mine, c.scores, np.inf))
+                for c in found
+                if c.group is group and math.isfinite(float(c.scores[a].min()))
+            ]
+            p = _pick(grid, ctx, only)
+            if p is not None:
+                out.append(p)
+    return sorted(out, key=lambda p: p.grams)
+
+
+def _candidates(
+    grid: SlotGrid,
+    ctx: JobContext,
+    free: FreeGpus,
+    prices: FloatArray | None,
+    columns: int | None,
+    preferred_only: bool,
+) -> list[_Candidate]:
+    """Per region group and power option: the score (and emissions) of every start in every
+    region, inf where it does not fit or misses the deadline."""
     s0, off = ctx.s0, ctx.offset
     slot_h = grid.slot_hours
     found: list[_Candidate] = []
     for group in ctx.groups:
+        if preferred_only and not bool(np.any(group.ranks == 0)):
+            continue
         # Per option: columns allowed by the deadline (column 0 = start at the earliest time).
         spans: list[tuple[int, float, int, int, int, bool]] = []
         n_max = 0
@@ -125,7 +167,7 @@ def best_placement(
         if not spans:
             continue
         limits = np.maximum(grid.start_limit[group.rows] - s0, 1)
-        n_max = min(n_max, int(limits.max()))
+        n_max = min(n_max, int(limits.max()), n_max if columns is None else columns)
         width = n_max + reach + 1
         if s0 + width > grid.length:
             grid.ensure(s0 + width, [])
@@ -137,8 +179,11 @@ def best_placement(
         np.cumsum(free.array[rows, s0 : s0 + width] < ctx.gpus, axis=1, out=blocked[:, 1:])
         cols = np.arange(n_max)[None, :]
         pcum = None
-        if prices is not None and prices.shape[1] >= s0 + width + 1:
+        if prices is not None:
             pcum = prices[rows, s0 : s0 + width + 1]
+            if pcum.shape[1] < width + 1:  # the grid grew past the prices: no price beyond them
+                edge = prices[rows, -1:] if pcum.shape[1] == 0 else pcum[:, -1:]
+                pcum = np.concatenate([pcum, np.repeat(edge, width + 1 - pcum.shape[1], axis=1)], axis=1)
         for rank, x, n_opt, occ, occ0, c0_ok in spans:
             opt = group.options[rank]
             n = min(n_opt, n_max)
@@ -154,6 +199,8 @@ def best_placement(
             if not c0_ok:
                 ok[:, 0] = False
             ok &= cols[:, :n] < limits[:, None]
+            if preferred_only:
+                ok &= (group.ranks == 0)[:, None]
             grams_m = np.where(ok, cost, np.inf) * (ctx.gpus * opt.watts / 1000.0)
             score = grams_m
             if pcum is not None:
@@ -163,6 +210,13 @@ def best_placement(
             best = float(score.min())
             if math.isfinite(best):
                 found.append(_Candidate(best, score, grams_m, group, rank, occ, occ0))
+    return found
+
+
+def _pick(grid: SlotGrid, ctx: JobContext, found: list[_Candidate]) -> Placement | None:
+    """The best of the candidates' starts: least score, then earliest, preferred region, faster."""
+    s0, off = ctx.s0, ctx.offset
+    slot_h = grid.slot_hours
     if not found:
         return None
     m = min(c.score for c in found)

@@ -2,56 +2,79 @@
 
 How it works:
 
-1. Jobs become slot-unit contexts. A job may start at its earliest time (``max(earliest_start,
-   now)``, possibly mid-slot: it then occupies that whole slot and is priced from the exact
-   instant) or at any later slot boundary up to its latest start, inside the forecast horizon.
-2. Least slack first (slack = latest start - earliest start; ties by key), each job takes the
-   (region, start, power limit) with the least expected emissions among those that fit the GPUs
-   still free. Equal costs go to the earlier start, then the user's preferred region, then the
-   faster limit.
-3. A job that was planned before keeps its plan unless the new best beats it by more than
+1. Jobs become slot-unit contexts (``contexts``). A job may start at its earliest time
+   (``max(earliest_start, now)``, possibly mid-slot: it then occupies that whole slot and is
+   priced from the exact instant) or at any later slot boundary up to its latest start, inside
+   the forecast horizon.
+2. Each job's best placement is the (region, start, power limit) with the least expected
+   emissions among those that fit the GPUs still free and meet the deadline (``placement``).
+   Equal costs go to the earlier start, then the user's preferred region, then the faster limit.
+   A share of each region's GPUs (``reserve_fraction``) is kept for jobs that cannot wait: a job
+   takes it only to meet its deadline, or to start at once in its preferred region (what a
+   carbon-blind scheduler would do), or where nothing else runs.
+3. Several schedules are built (``search``): previous plans kept with the other jobs around them;
+   least slack first; the same with the jobs that found no room first; least slack first under
+   congestion prices (``prices``: what a contended GPU-slot is worth); the jobs that lose most
+   without their best region first. Each is polished (``improve``): late jobs are repaired by
+   moving other jobs out of their way (each still on time), then single jobs move to cheaper
+   placements. The one with fewest late jobs, then fewest broken promises (jobs whose previous
+   plan was on time), then least emissions wins; then the jobs with most to gain may take places
+   others hold, those moving aside.
+4. A job that was planned before keeps its plan unless a move beats it by more than
    ``hysteresis_fraction`` (and the old plan still fits and meets the deadline).
-4. A job with no placement that meets its deadline starts as early as capacity allows, at its
-   fastest limit, flagged ``deadline_at_risk``. If capacity (not its own length) was the cause, the
-   plan is redone with such jobs first, twice at most.
-5. The carbon-blind baseline (start as soon as possible in the first allowed region with room,
+5. A job with no placement that meets its deadline starts as early as capacity allows, at its
+   fastest limit, flagged ``deadline_at_risk``.
+6. The carbon-blind baseline (start as soon as possible in the first allowed region with room,
    default limit, in order of earliest start) is computed alongside; if it misses fewer
    deadlines, or emits less, the plan falls back to it. So with exact forecasts the plan never
-   emits more than the baseline.
+   emits more than the baseline nor misses more deadlines within one call.
+
+``preemption.plan_with_preemption`` plans a new job the same way with the deferred jobs' plans
+held, and moves deferred jobs aside when the new job would otherwise miss its deadline.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
 
-from .grid import EPS, FloatArray, SlotGrid, require_utc
-from .model import Decision, JobRequest, PlannerSettings, PowerPolicy, PowerRequest, RegionForecast, Reservation
+from .contexts import Contexts, validate
+from .decisions import decision
+from .grid import EPS, FloatArray, IntArray, SlotGrid, require_utc
+from .improve import Finder, cheaper_windows, improve, relocate, repair
+from .model import Decision, JobRequest, PlannerSettings, RegionForecast, Reservation
 from .placement import (
     FreeGpus,
     JobContext,
     Placement,
-    RegionGroup,
+    best_by_region,
     best_placement,
     earliest_placement,
     placement_at,
 )
-from .power import PowerOption, power_options
-from .power_profiles import PowerProfile, power_profile
-from .reasons import ReasonInputs, Risk, build_reason
+from .prices import congestion_prices
+from .reasons import Risk
+from .schedule import Schedule
 
-_REPAIR_ROUNDS = 2
-_PRICE_ROUNDS = 5
-
-
-def _prefix(values: FloatArray) -> FloatArray:
-    out = np.zeros((values.shape[0], values.shape[1] + 1))
-    np.cumsum(values, axis=1, out=out[:, 1:])
-    return out
+_IMPROVE_PASSES = 2
+_BIG_BATCH = 300
+"""Above this many jobs per call, one improvement pass instead of two (speed)."""
+_REPAIR_JOBS = 40
+"""Late jobs per schedule that repair tries to bring on time (least slack first): a bound on the
+work when far more jobs are submitted than the GPUs can run."""
+_REPAIR_GIVE_UP = 4
+"""Failed repairs in a row after which the others are not tried."""
+_RELOCATE_JOBS = 30
+"""Jobs per schedule, most to gain first, that may move into places others hold."""
+_RELOCATE_WINDOWS = 2
+"""Target windows per region tried for each of them."""
+_MAX_PRICE_ROUNDS = 40
+_PRICE_WORK = 4_000
+"""Subgradient rounds x jobs per call (each costs one best-placement search); batches too big
+for two rounds go unpriced."""
 
 
 def latest_start(job: JobRequest) -> datetime:
@@ -59,22 +82,13 @@ def latest_start(job: JobRequest) -> datetime:
     return job.deadline - job.duration
 
 
-@dataclass
-class _Outcome:
-    placements: list[Placement | None]
-    risks: list[Risk]
-    kept: list[bool]
-
-    @property
-    def misses(self) -> int:
-        return sum(r is not Risk.NONE for r in self.risks)
-
-    @property
-    def grams(self) -> float:
-        return sum(p.grams for p in self.placements if p is not None)
+def _price_rounds(n: int) -> int:
+    """Subgradient rounds for n jobs: many for the hourly batches of tens to hundreds of jobs, few
+    for huge batches so one call stays within seconds."""
+    return min(_MAX_PRICE_ROUNDS, _PRICE_WORK // max(n, 1))
 
 
-class _Planner:
+class Planner:
     def __init__(
         self,
         jobs: Sequence[JobRequest],
@@ -88,12 +102,16 @@ class _Planner:
             raise ValueError("settings.hysteresis_fraction must be in [0, 1)")
         if settings.default_gpu_watts <= 0:
             raise ValueError("settings.default_gpu_watts must be positive")
+        if not 0 <= settings.reserve_fraction < 1:
+            raise ValueError("settings.reserve_fraction must be in [0, 1)")
+        if settings.reserve_ramp < timedelta(0):
+            raise ValueError("settings.reserve_ramp must not be negative")
         self.jobs = list(jobs)
         self.now = now
         self.settings = settings
         slot = settings.slot
         for job in self.jobs:
-            _validate(job)
+            validate(job)
         # Long enough for every deadline plus a run; the grid grows if a late start needs more.
         origin = min(rf.start for rf in regions) if regions else now
         min_len = 0
@@ -101,85 +119,94 @@ class _Planner:
             end = max(job.deadline, job.earliest_start, now) - origin
             min_len = max(min_len, math.ceil(end / slot) + math.ceil(job.duration / slot) + 2)
         self.grid = SlotGrid(regions, reservations, slot=slot, now=now, horizon=settings.horizon, min_length=min_len)
-        self._profiles: dict[str, PowerProfile | None] = {}
-        self._options: dict[tuple[str, PowerRequest], tuple[PowerOption, ...]] = {}
-        self.contexts = [self._context(i, job) for i, job in enumerate(self.jobs)]
+        self._contexts = Contexts(self.grid, now, settings.default_gpu_watts)
+        self.contexts = self._contexts.build(self.jobs)
+        self.slack = [
+            (latest_start(job) - self.contexts[i].earliest_time).total_seconds() for i, job in enumerate(self.jobs)
+        ]
+        self.slack_order = sorted(range(len(self.jobs)), key=lambda i: (self.slack[i], self.jobs[i].key, i))
+        self.reserve = self._reserve()
+        self._passes = _IMPROVE_PASSES if len(self.jobs) <= _BIG_BATCH else 1
+        # Slots a start at the earliest time in the preferred region holds at the fastest limit.
+        self._start_now = [
+            (
+                int(next(g.rows[g.ranks == 0][0] for g in c.groups if bool(np.any(g.ranks == 0)))),
+                c.s0 + max(math.ceil(c.offset + c.duration * min(g.options[0].slowdown for g in c.groups) - EPS), 1),
+            )
+            for c in self.contexts
+        ]
+        self._ideal: list[float] | None = None
+        self._best_by_region: list[list[Placement]] = []
+        empty = self.new_schedule()
+        self.had_on_time_plan = [self.previous_placement(i, empty) is not None for i in range(len(self.jobs))]
 
-    def profile(self, model: str) -> PowerProfile | None:
-        if model not in self._profiles:
-            self._profiles[model] = power_profile(model)
-        return self._profiles[model]
+    # -- building blocks -------------------------------------------------------------------------
 
-    def options(self, model: str, request: PowerRequest) -> tuple[PowerOption, ...]:
-        key = (model, request)
-        if key not in self._options:
-            opts = power_options(self.profile(model), request, self.settings.default_gpu_watts)
-            self._options[key] = tuple(opts)
-        return self._options[key]
-
-    def _context(self, index: int, job: JobRequest) -> JobContext:
+    def _reserve(self) -> IntArray | None:
+        """GPUs per region and slot that only jobs which cannot wait may take."""
+        fraction = self.settings.reserve_fraction
+        if fraction <= 0:
+            return None
         grid = self.grid
-        names = job.regions or tuple(grid.names)
-        unknown = [r for r in names if r not in grid.row]
-        if unknown:
-            raise ValueError(
-                f"job {job.key!r}: regions {unknown} are not among the configured regions {grid.names}; "
-                "drop them from spec.placement.regions or configure them"
-            )
-        by_model: dict[str, list[tuple[int, int]]] = {}
-        for rank, name in enumerate(dict.fromkeys(names)):
-            row = grid.row[name]
-            by_model.setdefault(grid.gpu_models[row], []).append((row, rank))
-        duration = job.duration / grid.slot
-        groups = tuple(
-            RegionGroup(
-                rows=np.array([r for r, _ in pairs], dtype=np.int64),
-                ranks=np.array([k for _, k in pairs], dtype=np.int64),
-                options=_distinct_occupancy(self.options(model, job.power), duration),
-            )
-            for model, pairs in by_model.items()
-        )
-        earliest = max(job.earliest_start, self.now)
-        pos = grid.to_slots(earliest)
-        s0 = max(math.floor(pos + EPS), 0)
-        offset = max(pos - s0, 0.0) if pos - s0 > EPS else 0.0
-        cap = max(int(grid.capacity[grid.row[n]]) for n in names)
-        return JobContext(
-            index=index,
-            gpus=job.gpus,
-            earliest_time=earliest,
-            s0=s0,
-            offset=offset,
-            deadline=grid.to_slots(job.deadline),
-            duration=duration,
-            groups=groups,
-            max_region_capacity=cap,
-        )
+        now = grid.to_slots(self.now)
+        ramp = max(self.settings.reserve_ramp / grid.slot, EPS)
+        ahead = np.clip((np.arange(grid.length) - now) / ramp, 0.0, 1.0)
+        reserve: IntArray = np.floor(fraction * grid.capacity[:, None] * ahead[None, :] + EPS).astype(np.int64)
+        return reserve
 
-    # -- the two schedules -------------------------------------------------------------------
+    def room(self, s: Schedule) -> FreeGpus:
+        """The schedule's free GPUs outside the reserve."""
+        return s.room()
 
-    def baseline(self) -> _Outcome:
-        free = FreeGpus(self.grid.base_free.copy())
-        n = len(self.jobs)
-        out = _Outcome([None] * n, [Risk.NONE] * n, [False] * n)
-        order = sorted(range(n), key=lambda i: (self.contexts[i].earliest_time, i))
-        for i in order:
-            self._place_earliest(i, free, out)
-        return out
+    @staticmethod
+    def _score(p: Placement, ctx: JobContext, prices: FloatArray | None) -> float:
+        if prices is None:
+            return p.grams
+        width = min(p.occupy_to, prices.shape[1] - 1)
+        return p.grams + ctx.gpus * float(prices[p.row, width] - prices[p.row, min(p.occupy_from, width)])
 
-    def _place_earliest(self, i: int, free: FreeGpus, out: _Outcome) -> None:
+    def finder(self, prices: FloatArray | None) -> Finder:
+        """Best on-time placement outside the reserve, else inside it (the reserve is for jobs
+        that need it to meet their deadline)."""
+
+        def find(s: Schedule, i: int) -> Placement | None:
+            ctx = self.contexts[i]
+            if self.reserve is None:
+                return best_placement(self.grid, ctx, s.free, prices)
+            room = self.room(s)
+            p = best_placement(self.grid, ctx, room, prices)
+            # Starting at once in the preferred region may use the reserve: that is what a
+            # carbon-blind scheduler does; the reserve absorbs what deferring and moving add.
+            row, end = self._start_now[i]
+            if not bool(np.all(room.array[row, ctx.s0 : end] >= ctx.gpus)):  # else p weighed it
+                now = best_placement(self.grid, ctx, s.free, prices, columns=1, preferred_only=True)
+                if now is not None and (p is None or self._score(now, ctx, prices) <= self._score(p, ctx, prices)):
+                    p = now
+            if p is None:
+                p = best_placement(self.grid, ctx, s.free, prices)
+            return p
+
+        return find
+
+    def new_schedule(self) -> Schedule:
+        return Schedule(self.grid, self.contexts, self.reserve)
+
+    def place_earliest(self, s: Schedule, i: int) -> None:
+        """As early as capacity allows (deadline or not); a job too big for every region is
+        recorded at its earliest time without taking GPUs."""
         ctx = self.contexts[i]
-        p = earliest_placement(self.grid, ctx, free)
+        p = earliest_placement(self.grid, ctx, s.free)
         if p is None:
-            out.placements[i] = self._unplaceable(ctx)
-            out.risks[i] = Risk.TOO_BIG
-            return
-        free.take(p, ctx.gpus)
-        out.placements[i] = p
-        if p.start + ctx.duration * p.option.slowdown > ctx.deadline + EPS:
-            out.risks[i] = self._risk_kind(ctx)
+            s.place(i, self._unplaceable(ctx), counted=False)
+        else:
+            s.place(i, p)
 
-    def _risk_kind(self, ctx: JobContext) -> Risk:
+    def _risk(self, s: Schedule, i: int) -> Risk:
+        ctx = self.contexts[i]
+        if not s.counted[i]:
+            return Risk.TOO_BIG
+        if s.meets(i):
+            return Risk.NONE
         fastest = min(g.options[0].slowdown for g in ctx.groups)
         if ctx.s0 + ctx.offset + ctx.duration * fastest > ctx.deadline + EPS:
             return Risk.TOO_SHORT
@@ -191,59 +218,7 @@ class _Planner:
         assert p is not None
         return p
 
-    def congestion_prices(self) -> FloatArray | None:
-        """Per-GPU prices per region and slot (returned prefix-summed) that steer jobs away from
-        slots more jobs want than fit: a few subgradient steps on the Lagrangian relaxation of
-        capacity. Each job alone takes its best priced placement; where the picks overload a slot,
-        its price rises. None when the picks already fit (no contention)."""
-        grid = self.grid
-        watts = float(np.mean([g.options[0].watts for c in self.contexts for g in c.groups]))
-        unit = float(grid.intensity.mean()) * grid.slot_hours * watts / 1000.0
-        prices = np.zeros((len(grid.names), grid.length))
-        for k in range(_PRICE_ROUNDS):
-            cum = _prefix(prices)
-            alone = FreeGpus(grid.base_free.copy())
-            picks = [best_placement(grid, ctx, alone, cum) for ctx in self.contexts]
-            if prices.shape[1] < grid.length:
-                prices = np.pad(prices, ((0, 0), (0, grid.length - prices.shape[1])))
-            usage = np.zeros_like(prices)
-            for ctx, p in zip(self.contexts, picks, strict=True):
-                if p is not None:
-                    usage[p.row, p.occupy_from : p.occupy_to] += ctx.gpus
-            room = np.maximum(grid.base_free, 0).astype(np.float64)
-            over = usage - room
-            if not np.any(over > 0):
-                break
-            prices = np.maximum(prices + unit / (1.0 + k) * over / np.maximum(room, 1.0), 0.0)
-        return _prefix(prices) if np.any(prices > 0) else None
-
-    def greedy(self, first: frozenset[int], prices: FloatArray | None = None) -> _Outcome:
-        n = len(self.jobs)
-        free = FreeGpus(self.grid.base_free.copy())
-        out = _Outcome([None] * n, [Risk.NONE] * n, [False] * n)
-        slack = [
-            (latest_start(job) - self.contexts[i].earliest_time).total_seconds() for i, job in enumerate(self.jobs)
-        ]
-        order = sorted(range(n), key=lambda i: (i not in first, slack[i], self.jobs[i].key, i))
-        h = self.settings.hysteresis_fraction
-        for i in order:
-            ctx = self.contexts[i]
-            p = best_placement(self.grid, ctx, free, prices)
-            prev = self._previous(i, free)
-            if prev is not None and (p is None or p.grams >= prev.grams * (1 - h)):
-                same = p is not None and (p.row, p.start_time, p.option) == (prev.row, prev.start_time, prev.option)
-                out.kept[i] = not same
-                p = prev
-            if p is None:
-                # Nothing in the horizon meets the deadline: as early as capacity allows (which may
-                # still meet it, beyond the horizon).
-                self._place_earliest(i, free, out)
-                continue
-            free.take(p, ctx.gpus)
-            out.placements[i] = p
-        return out
-
-    def _previous(self, i: int, free: FreeGpus) -> Placement | None:
+    def previous_placement(self, i: int, s: Schedule) -> Placement | None:
         """The job's previous plan if it still fits and still meets the deadline."""
         job, ctx = self.jobs[i], self.contexts[i]
         prev = job.previous
@@ -262,113 +237,195 @@ class _Planner:
         pos = self.grid.to_slots(start)
         if pos + ctx.duration * option.slowdown > ctx.deadline + EPS:
             return None
-        return placement_at(self.grid, ctx, free, row, start, option)
+        return placement_at(self.grid, ctx, s.free, row, start, option)
 
-    def run(self) -> list[Decision]:
-        base = self.baseline()
-        outcome = self.greedy(frozenset())
+    def is_previous(self, i: int, p: Placement) -> bool:
+        prev = self.jobs[i].previous
+        return (
+            prev is not None
+            and self.grid.names[p.row] == prev.region
+            and abs((p.start_time - prev.start).total_seconds()) < 1
+            and p.option.limit_watts == prev.power_limit_watts
+        )
+
+    def threshold(self, i: int, current: Placement) -> float:
+        """How much better a move must be: the hysteresis for a job still on its previous plan."""
+        return self.settings.hysteresis_fraction if self.is_previous(i, current) else 0.0
+
+    # -- schedules -------------------------------------------------------------------------------
+
+    def baseline(self) -> Schedule:
+        """Carbon-blind: in order of earliest start, as early as capacity allows, first region."""
+        s = self.new_schedule()
+        for i in sorted(range(len(self.jobs)), key=lambda i: (self.contexts[i].earliest_time, i)):
+            self.place_earliest(s, i)
+        return s
+
+    def greedy(self, order: Sequence[int], prices: FloatArray | None = None) -> Schedule:
+        """Each job in turn takes its best placement among the GPUs still free; a previous plan
+        stays unless the best beats it by more than the hysteresis."""
+        s = self.new_schedule()
+        h = self.settings.hysteresis_fraction
+        find = self.finder(prices)
+        for i in order:
+            p = find(s, i)
+            prev = self.previous_placement(i, s)
+            if prev is not None and (p is None or p.grams >= prev.grams * (1 - h)):
+                same = p is not None and (p.row, p.start_time, p.option) == (prev.row, prev.start_time, prev.option)
+                s.kept[i] = not same
+                p = prev
+            if p is None:
+                # Nothing in the horizon meets the deadline: as early as capacity allows (which may
+                # still meet it, beyond the horizon).
+                self.place_earliest(s, i)
+            else:
+                s.place(i, p)
+        return s
+
+    def keep(self) -> Schedule | None:
+        """Every previous plan that still fits stays where it is; the other jobs fill in around
+        them. None when no job has a previous plan that fits."""
+        s = self.new_schedule()
+        rest: list[int] = []
+        for i in self.slack_order:
+            prev = self.previous_placement(i, s)
+            if prev is None:
+                rest.append(i)
+            else:
+                s.place(i, prev)
+        if len(rest) == len(self.jobs):
+            return None
+        find = self.finder(None)
+        for i in rest:
+            p = find(s, i)
+            if p is None:
+                self.place_earliest(s, i)
+            else:
+                s.place(i, p)
+        return s
+
+    def polish(self, s: Schedule, movable: Sequence[bool], prices: FloatArray | None) -> Schedule:
+        """Repair late jobs, then move single jobs to cheaper placements."""
+        failed = 0
+        for i in [i for i in self.slack_order if s.counted[i] and not s.meets(i)][:_REPAIR_JOBS]:
+            failed = 0 if repair(s, i, movable, self.finder(prices)) else failed + 1
+            if failed >= _REPAIR_GIVE_UP:
+                break  # far more work than GPUs: the rest will not fit either
+        improve(s, self._by_grams(s), self.finder(None), self.threshold, passes=self._passes)
+        return s
+
+    def relocate_gainers(self, s: Schedule, movable: Sequence[bool], budget: int | None = None) -> Schedule:
+        """Move the ``budget`` jobs with most to gain into places others hold (those moving
+        aside), then single moves again. By default only for batches of up to ``_BIG_BATCH``."""
+        if budget is None:
+            budget = _RELOCATE_JOBS if len(self.jobs) <= _BIG_BATCH else 0
+        if budget <= 0:
+            return s
+        find = self.finder(None)
+        ideal = self.ideal()
+        gain = [s.placement(i).grams - ideal[i] if s.meets(i) else 0.0 for i in range(len(self.jobs))]
+        hopefuls = sorted((i for i in range(len(self.jobs)) if gain[i] > 0), key=lambda i: (-gain[i], i))
+        moved = 0
+        for i in hopefuls[:budget]:
+            cur = s.placement(i)
+            targets = cheaper_windows(s, i, movable, _RELOCATE_WINDOWS)
+            margin = max(self.threshold(i, cur) * cur.grams, 1e-9 * cur.grams)
+            moved += relocate(s, i, targets, movable, find, margin=margin)
+        if moved:
+            improve(s, self._by_grams(s), find, self.threshold, passes=self._passes)
+        return s
+
+    @staticmethod
+    def _by_grams(s: Schedule) -> list[int]:
+        return sorted(range(len(s.contexts)), key=lambda i: (-s.placement(i).grams, i))
+
+    def ideal(self) -> list[float]:
+        """Each job's least emissions were it alone (with the fixed reservations and reserve)."""
+        if self._ideal is None:
+            room = self.room(self.new_schedule())
+            self._best_by_region = [best_by_region(self.grid, ctx, room) for ctx in self.contexts]
+            self._ideal = [b[0].grams if b else math.inf for b in self._best_by_region]
+        return self._ideal
+
+    def regret_order(self) -> list[int]:
+        """Jobs that lose most when denied their best region first (then least slack)."""
+        self.ideal()
+        regret = [b[1].grams - b[0].grams if len(b) > 1 else 0.0 for b in self._best_by_region]
+        return sorted(range(len(self.jobs)), key=lambda i: (-regret[i], self.slack[i], self.jobs[i].key, i))
+
+    def search(self, movable: Sequence[bool], *, relocate: bool = True) -> Schedule:
+        """The best of: previous plans kept, the least-slack greedy, the same with the jobs that
+        found no room first, the greedy under congestion prices and the greedy that serves the
+        jobs with most to lose first; each polished (for big batches only the best one or two),
+        the winner then relocating the jobs with most to gain."""
+        raw: list[tuple[Schedule, FloatArray | None]] = []
+        kept = self.keep()
+        if kept is not None:
+            raw.append((kept, None))
+        plain = self.greedy(self.slack_order)
+        raw.append((plain, None))
+        stuck = frozenset(i for i in range(len(self.jobs)) if self._risk(plain, i) is Risk.NO_CAPACITY)
+        if stuck:
+            # The jobs that found no room go first: cheap, and strong when most of them are late.
+            first = [i for i in self.slack_order if i in stuck]
+            rest = [i for i in self.slack_order if i not in stuck]
+            raw.append((self.greedy(first + rest), None))
         if len(self.jobs) > 1:
-            prices = self.congestion_prices()
+            upper = min(c.grams for c, _ in raw)
+            room = self.room(self.new_schedule()).array
+            prices = congestion_prices(self.grid, self.contexts, upper, _price_rounds(len(self.jobs)), room)
             if prices is not None:
-                priced = self.greedy(frozenset(), prices)
-                if (priced.misses, priced.grams) < (outcome.misses, outcome.grams):
-                    outcome = priced
-        promoted: set[int] = set()
-        for _ in range(_REPAIR_ROUNDS):
-            stuck = {i for i, r in enumerate(outcome.risks) if r is Risk.NO_CAPACITY} - promoted
-            if not stuck:
-                break
-            promoted |= stuck
-            retry = self.greedy(frozenset(promoted))
-            if (retry.misses, retry.grams) < (outcome.misses, outcome.grams):
-                outcome = retry
+                raw.append((self.greedy(self.slack_order, prices.cum), prices.cum))
+                if len(self.jobs) <= _BIG_BATCH:
+                    raw.append((self.greedy(self.regret_order()), None))
+        if len(self.jobs) > _BIG_BATCH:  # polishing is most of the time: only the most promising
+            raw = sorted(raw, key=lambda c: self._rank(c[0]))[: 2 if len(self.jobs) <= 2 * _BIG_BATCH else 1]
+        candidates = [self.polish(c, movable, p) for c, p in raw]
+        best = min(candidates, key=self._rank)
+        return self.relocate_gainers(best, movable) if relocate else best
+
+    def _rank(self, s: Schedule) -> tuple[int, int, float]:
+        return (s.misses, self.broken(s), s.grams)
+
+    def broken(self, s: Schedule) -> int:
+        """Jobs whose previous plan met the deadline but that are late in ``s``: trading one of
+        them for another late job is no gain and breaks a promise already made."""
+        return sum(self.had_on_time_plan[i] and not s.meets(i) for i in range(len(self.jobs)))
+
+    def solve(self) -> tuple[Schedule, Schedule]:
+        """The chosen schedule and the carbon-blind baseline; the baseline wins when it misses
+        fewer deadlines or emits less (beyond the hysteresis when re-planning)."""
+        base = self.baseline()
+        best = self.search([True] * len(self.jobs))
         any_previous = any(job.previous is not None for job in self.jobs)
         margin = 1 - self.settings.hysteresis_fraction if any_previous else 1.0
-        if base.misses < outcome.misses or (
-            base.misses == outcome.misses and base.grams < outcome.grams * margin - 1e-9
-        ):
-            outcome = _Outcome(list(base.placements), list(base.risks), [False] * len(self.jobs))
-        return [self._decision(i, outcome, base) for i in range(len(self.jobs))]
+        if base.misses < best.misses or (base.misses == best.misses and base.grams < best.grams * margin - 1e-9):
+            best = base.copy()
+            best.kept = [False] * len(self.jobs)
+        return best, base
+
+    def risk(self, s: Schedule, i: int) -> Risk:
+        return self._risk(s, i)
+
+    def decisions(self, s: Schedule, base: Schedule, which: Sequence[int] | None = None) -> list[Decision]:
+        return [self._decision(i, s, base) for i in (range(len(self.jobs)) if which is None else which)]
 
     # -- output ------------------------------------------------------------------------------
 
-    def _decision(self, i: int, outcome: _Outcome, base: _Outcome) -> Decision:
-        job, ctx, grid = self.jobs[i], self.contexts[i], self.grid
-        p = outcome.placements[i]
-        b = base.placements[i]
-        assert p is not None and b is not None
-        region = grid.names[p.row]
-        group = next(g for g in ctx.groups if p.row in g.rows)
-        model = grid.gpu_models[p.row]
-        risk = outcome.risks[i]
-        reason = build_reason(
-            ReasonInputs(
-                now=self.now,
-                earliest=ctx.earliest_time,
-                region=region,
-                start=p.start_time,
-                intensity=p.intensity,
-                baseline_region=grid.names[b.row],
-                baseline_start=b.start_time,
-                baseline_intensity=b.intensity,
-                risk=risk,
-                kept_previous=outcome.kept[i],
-                hysteresis_fraction=self.settings.hysteresis_fraction,
-                duration=job.duration,
-                deadline=job.deadline,
-                latest_start=latest_start(job),
-                gpus=job.gpus,
-                regions=job.regions or tuple(grid.names),
-                max_region_capacity=ctx.max_region_capacity,
-                policy=job.power.policy,
-                option=p.option,
-                lowest_energy_option=min(group.options, key=lambda o: o.energy_per_work),
-                default_option=group.options[0],
-                has_profile=self.profile(model) is not None,
-                gpu_model=model,
-            )
+    def _decision(self, i: int, outcome: Schedule, base: Schedule) -> Decision:
+        p = outcome.placement(i)
+        return decision(
+            self.jobs[i],
+            self.contexts[i],
+            self.grid,
+            p,
+            base.placement(i),
+            risk=self._risk(outcome, i),
+            kept=outcome.kept[i],
+            now=self.now,
+            settings=self.settings,
+            profile=self._contexts.profile(self.grid.gpu_models[p.row]),
         )
-        limit = None if job.power.policy is PowerPolicy.NONE else p.option.limit_watts
-        return Decision(
-            key=job.key,
-            region=region,
-            start=p.start_time,
-            power_limit_watts=limit,
-            expected_duration=job.duration * p.option.slowdown,
-            expected_grams=p.grams,
-            forecast_intensity=p.intensity,
-            baseline_region=grid.names[b.row],
-            baseline_start=b.start_time,
-            baseline_grams=b.grams,
-            baseline_intensity=b.intensity,
-            deadline_at_risk=risk is not Risk.NONE,
-            reason=reason,
-        )
-
-
-def _distinct_occupancy(options: tuple[PowerOption, ...], duration: float) -> tuple[PowerOption, ...]:
-    """The default plus, per number of occupied slots, the option with the least energy.
-
-    Options that occupy the same slots differ only in the last partial slot, where the one with
-    less energy wins in all but contrived forecasts; pruning them keeps Auto about as fast as None.
-    """
-    if len(options) <= 2:
-        return options
-    kept: dict[int, PowerOption] = {}
-    for opt in options[1:]:  # energy falls along the list, so the last one per count wins
-        kept[math.ceil(duration * opt.slowdown - EPS)] = opt
-    return (options[0], *kept.values())
-
-
-def _validate(job: JobRequest) -> None:
-    if not job.key:
-        raise ValueError("JobRequest.key must not be empty")
-    if job.gpus < 1:
-        raise ValueError(f"job {job.key!r}: gpus must be >= 1, got {job.gpus}")
-    if job.duration <= timedelta(0):
-        raise ValueError(f"job {job.key!r}: duration (estimatedDuration) must be positive")
-    require_utc(job.earliest_start, f"job {job.key!r}: earliest_start")
-    require_utc(job.deadline, f"job {job.key!r}: deadline")
 
 
 def plan(
@@ -381,4 +438,5 @@ def plan(
     """One decision per job, in input order. See the module docstring for the method."""
     if not jobs:
         return []
-    return _Planner(jobs, regions, reservations, now, settings).run()
+    planner = Planner(jobs, regions, reservations, now, settings)
+    return planner.decisions(*planner.solve())

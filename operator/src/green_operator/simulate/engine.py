@@ -1,9 +1,10 @@
 """The two online arms of a simulation: the carbon-blind baseline and the planner (receding horizon).
 
-The plan arm does what the operator does: plan each job when it is submitted (other jobs' plans
-and running jobs as reservations), start jobs when their planned start comes, and re-plan every
-deferred job together every ``replan_every`` with a fresh forecast, passing each job's previous
-decision so hysteresis applies.
+The plan arm does what the operator does: plan each job when it is submitted with
+``plan_with_preemption`` (running jobs fixed, deferred jobs movable aside), start jobs when their
+planned start comes, and re-plan every deferred job together every ``replan_every`` with a fresh
+forecast, passing each job's previous decision so hysteresis applies. ``SimSettings`` switches off
+preemption or the joint re-plan to measure what each brings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from green_operator.planner import (
     default_option,
     fixed_option,
     plan,
+    plan_with_preemption,
     power_profile,
 )
 
@@ -39,6 +41,12 @@ class SimSettings:
     planner: PlannerSettings = field(default_factory=PlannerSettings)
     power: PowerRequest = field(default_factory=PowerRequest)
     replan_every: timedelta = timedelta(hours=1)
+    preemption: bool = True
+    """Plan arrivals with ``plan_with_preemption`` (deferred jobs may be moved aside); False plans
+    each arrival with every other plan held fixed."""
+    batch_replan: bool = True
+    """Re-plan all deferred jobs in one ``plan`` call (they may trade places); False re-plans each
+    alone, in submission order, with every other plan held fixed."""
 
 
 @dataclass(frozen=True)
@@ -200,26 +208,57 @@ def run_plan(world: World, jobs: Sequence[SimJob], settings: SimSettings, foreca
         deferred[:] = [i for i in deferred if not states[i].started]
         if deferred and k % replan_slots == 0:
             batch = sorted(deferred, key=lambda i: (jobs[i].submit_time, i))
-            deferred.clear()
-            reqs = [_with_previous(requests[i], states[i].decision) for i in batch]
-            decisions = plan(reqs, regions_at(k), list(running), t_k, ps)
-            calls += 1
             replans += 1
-            for i, d in zip(batch, decisions, strict=True):
-                accept(i, d, t_k)
+            if settings.batch_replan:
+                deferred.clear()
+                reqs = [_with_previous(requests[i], states[i].decision) for i in batch]
+                decisions = plan(reqs, regions_at(k), list(running), t_k, ps)
+                calls += 1
+                for i, d in zip(batch, decisions, strict=True):
+                    accept(i, d, t_k)
+            else:
+                for i in batch:
+                    others = [
+                        Reservation(d.region, d.start, d.end, jobs[q].gpus)
+                        for q in deferred
+                        if q != i and (d := states[q].decision) is not None
+                    ]
+                    req = _with_previous(requests[i], states[i].decision)
+                    (d,) = plan([req], regions_at(k), running + others, t_k, ps)
+                    calls += 1
+                    deferred.remove(i)
+                    accept(i, d, t_k)
         t_next = t_k + slot
         while next_submit < len(order) and jobs[order[next_submit]].submit_time < t_next:
             i = order[next_submit]
             next_submit += 1
             now = jobs[i].submit_time
-            planned = [
-                Reservation(d.region, d.start, d.end, jobs[q].gpus)
-                for q in deferred
-                if (d := states[q].decision) is not None
-            ]
-            (d,) = plan([requests[i]], regions_at(k), running + planned, now, ps)
-            calls += 1
-            accept(i, d, now)
+            if settings.preemption:
+                movable = [q for q in deferred if states[q].decision is not None]
+                result = plan_with_preemption(
+                    [requests[i]],
+                    [_with_previous(requests[q], states[q].decision) for q in movable],
+                    regions_at(k),
+                    running,
+                    now,
+                    ps,
+                )
+                calls += 1
+                accept(i, result.decisions[0], now)
+                by_key = {jobs[q].id: q for q in movable}
+                for d in result.moved:
+                    q = by_key[d.key]
+                    deferred.remove(q)
+                    accept(q, d, now)
+            else:
+                planned = [
+                    Reservation(d.region, d.start, d.end, jobs[q].gpus)
+                    for q in deferred
+                    if (d := states[q].decision) is not None
+                ]
+                (d,) = plan([requests[i]], regions_at(k), running + planned, now, ps)
+                calls += 1
+                accept(i, d, now)
         k += 1
     records = []
     for st in states:

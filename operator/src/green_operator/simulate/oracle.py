@@ -254,10 +254,16 @@ def solve_oracle(
             converged = True
             break
 
+    # The planner's own search with perfect knowledge, steered by the LP's prices: good integer
+    # schedules that the MILP starts from (and that keep "best found" honest against the plan).
+    heuristic = [
+        [add(job, row, col, opt_i) for job, (row, col, opt_i) in zip(prepared, picks, strict=True)]
+        for picks in _planner_schedules(world, jobs, prepared, power, gpu_watts, prices)
+    ]
     c, a_eq, a_ub = _matrices(columns, prepared, world.length, len(world.regions))
     n_cols = len(columns)
     capacity_rows = np.repeat(cap, world.length)
-    selections = [seed, _round(columns, x_lp[:n_cols], seed, capacity_rows, world.length)]
+    selections = [seed, *heuristic, _round(columns, x_lp[:n_cols], seed, capacity_rows, world.length)]
     remaining = max(10.0, time_limit_s - (time.monotonic() - t_start))
     if log is not None:
         log(f"oracle MILP over {n_cols} columns, {remaining:.0f}s")
@@ -365,3 +371,50 @@ def _matrices(
         shape=(n_regions * length, n),
     )
     return c, eq, ub
+
+
+def _planner_schedules(
+    world: World,
+    jobs: Sequence[SimJob],
+    prepared: Sequence[_Job],
+    power: PowerRequest,
+    gpu_watts: float,
+    prices: FloatArray,
+) -> list[list[tuple[int, int, int]]]:
+    """(row, start column, option index) per job of the planner's search over all jobs at once
+    with the true intensities: once plainly, once under the LP's prices. Schedules with a start
+    off the oracle's columns are dropped."""
+    from green_operator.planner import JobRequest, PlannerSettings, RegionForecast
+    from green_operator.planner.prices import prefix
+    from green_operator.planner.scheduler import Planner
+
+    regions = [
+        RegionForecast(r, world.capacity[r], world.gpu_model, world.origin, world.truth[k].tolist())
+        for k, r in enumerate(world.regions)
+    ]
+    requests = [JobRequest(j.id, j.gpus, j.duration, j.submit_time, j.deadline, j.regions, power) for j in jobs]
+    settings = PlannerSettings(
+        slot=world.slot, horizon=world.slot * world.length, default_gpu_watts=gpu_watts, reserve_fraction=0.0
+    )
+    planner = Planner(requests, regions, [], world.origin, settings)
+    everyone = [True] * len(requests)
+    cum = prefix(prices)
+    budget = max(30, len(requests) // 10)
+    priced = planner.polish(planner.greedy(planner.slack_order, cum), everyone, cum)
+    schedules = [
+        planner.relocate_gainers(planner.search(everyone, relocate=False), everyone, budget),
+        planner.relocate_gainers(priced, everyone, budget),
+    ]
+    out: list[list[tuple[int, int, int]]] = []
+    for sched in schedules:
+        picks: list[tuple[int, int, int]] = []
+        for job, p in zip(prepared, sched.placements, strict=True):
+            assert p is not None
+            col = 0 if abs(p.start - (job.s0 + job.offset)) < 1e-6 else round(p.start) - job.s0
+            opt_i = _option_index(job.options, p.option.limit_watts)
+            if not (0 <= col < job.n_cols and opt_i is not None and world.regions[p.row] in jobs[job.index].regions):
+                break
+            picks.append((p.row, col, opt_i))
+        if len(picks) == len(prepared):
+            out.append(picks)
+    return out
