@@ -373,3 +373,49 @@ def test_spec_edit_while_deferred_replans_and_deletion_cleans_up(
         timeout=30,
         message="the garbage collector to delete the Job",
     )
+
+
+def test_an_urgent_job_moves_a_deferred_one_aside(tmp_path: Path, namespace: str, operator_factory: Any) -> None:
+    now = datetime.now(UTC)
+    # us-west2 has 8 GPUs. "patient" takes all of them in a clean window 30 s from now; "urgent" needs
+    # them now for 40 s. Without moving "patient" (which has minutes of slack) "urgent" would miss.
+    traces = traces_with_window(
+        now, low_from=timedelta(seconds=30), low_for=timedelta(seconds=60), clean_region="us-west2"
+    )
+    operator_factory(make_config(tmp_path, traces, slot=SLOT, horizon=timedelta(minutes=10)))
+    create(namespace, gtj("patient", duration="60s", max_delay="4m", regions=["us-west2"], gpus=4, parallelism=2))
+    st = wait_for(lambda: phase_is(namespace, "patient", "Deferred"), timeout=30, message="Deferred")
+    first_start = ts(st["plannedStart"])
+    assert first_start <= now + timedelta(seconds=45)
+
+    create(
+        namespace,
+        gtj(
+            "urgent",
+            duration="40s",
+            max_delay="0s",
+            regions=["us-west2"],
+            gpus=4,
+            parallelism=2,
+            annotations={"pod-complete.stage.kwok.x-k8s.io/delay": "5s"},
+        ),
+    )
+    urgent = wait_for(
+        lambda: phase_is(namespace, "urgent", "Running", "Succeeded"), timeout=30, message="the urgent job to start"
+    )
+    assert condition(urgent, "DeadlineAtRisk")["status"] == "False"
+    urgent_end = ts(urgent["startTime"]) + timedelta(seconds=40)
+
+    def moved() -> dict[str, Any] | None:
+        s = status(namespace, "patient")
+        planned = condition(s, "Planned")
+        return s if planned and "moved aside for" in planned["message"] else None
+
+    st = wait_for(moved, timeout=30, message="the deferred job to be moved aside")
+    assert ts(st["plannedStart"]) >= urgent_end - SLOT  # after the urgent job (slot-aligned)
+    assert ts(st["plannedStart"]) <= ts(st["latestStart"])
+    assert condition(st, "Planned")["reason"] == "Replanned"
+    events = client.CoreV1Api().list_namespaced_event(namespace, field_selector="involvedObject.name=patient").items
+    assert any(e.reason == "Replanned" and "moved aside for" in e.message for e in events)
+    for name in ("urgent", "patient"):
+        wait_for(lambda n=name: phase_is(namespace, n, "Succeeded"), timeout=240, message=f"{name} to succeed")

@@ -21,7 +21,7 @@ from .manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSIO
 from .planner import Reservation
 from .regions import NodeInfo, node_info
 from .runtime import Runtime
-from .spec import gpus_in_template
+from .spec import gpus_in_template, parse_spec
 from .status import reservation_from_status
 from .supervisor import Lifecycles
 
@@ -89,9 +89,12 @@ async def gtj_event(
         return
     obj = event.get("object") or {}
     lifecycles.observe(key, obj)
-    rt.observe_status(key, obj.get("status") or {})
-    meta = obj.get("metadata") or {}
     status = obj.get("status") or {}
+    rt.observe_status(key, status)
+    if key not in rt.statuses:  # jobs planned before this process started (a restart)
+        parsed = parse_spec(obj, rt.config.region_names)
+        rt.track_movable(key, None if isinstance(parsed, list) else parsed, status)
+    meta = obj.get("metadata") or {}
     # A spec edit (new generation) while waiting: wake the lifecycle to re-plan.
     if status.get("phase") == "Deferred" and meta.get("generation") != status.get("observedGeneration"):
         rt.poke(key)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, cast
 
@@ -27,7 +27,7 @@ from .durations import format_duration
 from .kube import OwnershipConflictError
 from .live_energy import fetch_live_energy
 from .manifests import build_job, job_name, placement_patch
-from .planner import Decision, PowerPolicy, Reservation, plan
+from .planner import Decision, PowerPolicy, Reservation, plan, plan_with_preemption
 from .regions import NodeInfo
 from .runtime import Runtime
 from .spec import SpecProblem, TrainingJobSpec, parse_spec
@@ -68,6 +68,7 @@ class Step:
         self.generation = int(meta.get("generation", 1))
         self.key = f"{self.namespace}/{self.name}"
         self.status: dict[str, Any] = dict(rt.statuses.get(self.key) or body.get("status") or {})
+        self.spec: TrainingJobSpec | None = None
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -78,6 +79,7 @@ class Step:
             self.status = dict(result.get("status") or {})
             self.rt.statuses[self.key] = self.status
             self.rt.observe_status(self.key, self.status)
+            self.rt.track_movable(self.key, self.spec, self.status)
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         # kopf queues events and posts them from its own task: no API call on this path.
@@ -101,6 +103,7 @@ class Step:
         parsed = parse_spec(self.body, self.rt.config.region_names)
         if isinstance(parsed, list):
             return await self.refuse(parsed)
+        self.spec = parsed
         if not self.status.get("jobName") or not self.status.get("plannedStart"):
             return await self.plan_and_create(parsed)
         if phase == "Deferred":
@@ -125,18 +128,41 @@ class Step:
         return 3600.0
 
     async def decide(
-        self, spec: TrainingJobSpec, previous: Decision | None, *, fresh: bool = False
+        self, spec: TrainingJobSpec, previous: Decision | None, *, fresh: bool = False, preempt: bool = False
     ) -> tuple[Decision, dict[str, ForecastResult]]:
+        """Plan this job. A new job (`preempt`) may move deferred jobs aside when it would otherwise
+        miss its deadline, each moved job still meeting its own; their tasks apply the moves."""
         now = utcnow()
+        settings = self.rt.config.planner
+        # Jobs due within the current slot are about to be released: not worth moving.
+        movable = self.rt.movable_except(self.key, now + settings.slot) if preempt else {}
+        names = set(spec.regions) | {r for s, _ in movable.values() for r in s.regions}
         got = await asyncio.gather(
-            *(self.rt.forecasts.get(r, now, self.world.nodes, fresh=fresh) for r in spec.regions)
+            *(self.rt.forecasts.get(r, now, self.world.nodes, fresh=fresh) for r in sorted(names))
         )
         views = [g[0] for g in got]
-        results = {g[0].region: g[1] for g in got}
-        others = self.rt.reservations_except(self.key, self.world.reservations, now, self.rt.config.planner.slot)
+        results = {g[0].region: g[1] for g in got if g[0].region in spec.regions}
+        others = [
+            r
+            for k, r in self.rt.reservations_except(self.key, self.world.reservations, now, settings.slot).items()
+            if k not in movable
+        ]
         t0 = time.perf_counter()
-        decision = plan([spec.request(now, previous)], views, others, now, self.rt.config.planner)[0]
-        self.logger.debug("planned in %.1f ms against %d reservations", (time.perf_counter() - t0) * 1e3, len(others))
+        request = spec.request(now, previous)
+        if movable:
+            requests = [s.request(now, d) for s, d in movable.values()]
+            outcome = plan_with_preemption([request], requests, views, others, now, settings)
+            decision = outcome.decisions[0]
+            for moved in outcome.moved:
+                self.rt.move_aside(moved, movable[moved.key][0].gpus, movable[moved.key][1], self.key)
+        else:
+            decision = plan([request], views, others, now, settings)[0]
+        self.logger.debug(
+            "planned in %.1f ms against %d reservations and %d movable jobs",
+            (time.perf_counter() - t0) * 1e3,
+            len(others),
+            len(movable),
+        )
         self.rt.reservations[self.key] = Reservation(decision.region, decision.start, decision.end, spec.gpus)
         return decision, results
 
@@ -165,7 +191,7 @@ class Step:
 
     async def plan_and_create(self, spec: TrainingJobSpec) -> float:
         t0 = time.perf_counter()
-        decision, results = await self.decide(spec, decision_from_status(self.key, self.status))
+        decision, results = await self.decide(spec, decision_from_status(self.key, self.status), preempt=True)
         now = utcnow()
         start_now = decision.start <= now + START_TOLERANCE
         manifest = self.manifest(spec, decision, suspend=not start_now)
@@ -217,7 +243,10 @@ class Step:
         released: bool,
         now: datetime,
         replanned: bool,
+        note: str = "",
     ) -> None:
+        if note:
+            decision = replace(decision, reason=f"{decision.reason} ({note})")
         c = self.conditions()
         verb = Reason.REPLANNED if replanned else Reason.PLANNED
         c = self.set(c, cond.PLANNED, "True", verb, decision.reason, now)
@@ -283,6 +312,7 @@ class Step:
         return base + self.rt.config.replan_interval
 
     async def while_deferred(self, spec: TrainingJobSpec) -> float:
+        await self.apply_pending_move(spec)
         now = utcnow()
         planned = parse_rfc3339(self.status["plannedStart"])
         latest = parse_rfc3339(self.status["latestStart"])
@@ -295,6 +325,38 @@ class Step:
             await self.release(spec, planned, latest)
             return 0.0
         return self.sleep_while_deferred(spec)
+
+    async def apply_pending_move(self, spec: TrainingJobSpec) -> None:
+        """Another job's arrival moved this one aside (plan_with_preemption). Apply it unless this job's
+        plan changed meanwhile (its own re-plan or a spec edit), which supersedes the move."""
+        pending = self.rt.pending_moves.pop(self.key, None)
+        if pending is None:
+            return
+        current = decision_from_status(self.key, self.status)
+        if (
+            current is None
+            or self.status.get("observedGeneration") != self.generation
+            or (current.region, current.start, current.power_limit_watts)
+            != (pending.previous.region, pending.previous.start, pending.previous.power_limit_watts)
+        ):
+            return
+        job = await asyncio.to_thread(self.rt.kube.read_job, self.namespace, job_name(self.name))
+        if job is None:
+            await asyncio.to_thread(self.rt.kube.create_job, self.manifest(spec, pending.decision, True), self.uid)
+        else:
+            await self.move(spec, pending.decision, job)
+        results = {}
+        for region in {pending.decision.region}:
+            _, results[region] = await self.rt.forecasts.get(region, utcnow(), self.world.nodes)
+        await self.write_plan(
+            spec,
+            pending.decision,
+            results,
+            released=False,
+            now=utcnow(),
+            replanned=True,
+            note=f"moved aside for {pending.for_job}",
+        )
 
     async def replan(self, spec: TrainingJobSpec, spec_changed: bool) -> None:
         t0 = time.perf_counter()

@@ -18,8 +18,10 @@ from .carbon.service import CarbonService
 from .config import OperatorConfig
 from .kube import Kube
 from .metrics import OperatorMetrics
-from .planner import RegionForecast, Reservation
+from .planner import Decision, RegionForecast, Reservation
 from .regions import NodeInfo, region_capacity, region_forecast, slot_floor
+from .spec import TrainingJobSpec
+from .status import decision_from_status
 
 
 @dataclass
@@ -72,6 +74,14 @@ class ForecastCache:
         return view, entry.result
 
 
+@dataclass(frozen=True)
+class PendingMove:
+    decision: Decision
+    previous: Decision
+    """The plan the move was computed against: if the job's plan changed since, the move is void."""
+    for_job: str
+
+
 @dataclass
 class Runtime:
     config: OperatorConfig
@@ -89,6 +99,9 @@ class Runtime:
     phases: dict[str, str] = field(default_factory=dict)
     at_risk: set[str] = field(default_factory=set)
     live_read_at: dict[str, datetime] = field(default_factory=dict)
+    movable: dict[str, tuple[TrainingJobSpec, Decision]] = field(default_factory=dict)
+    """Deferred jobs' specs and current plans, for moving them aside when a new job needs room."""
+    pending_moves: dict[str, PendingMove] = field(default_factory=dict)
 
     def wakeup(self, key: str) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
@@ -99,7 +112,16 @@ class Runtime:
             ev.set()
 
     def forget(self, key: str) -> None:
-        for d in (self.reservations, self.statuses, self.jobs, self.wakeups, self.phases, self.live_read_at):
+        for d in (
+            self.reservations,
+            self.statuses,
+            self.jobs,
+            self.wakeups,
+            self.phases,
+            self.live_read_at,
+            self.movable,
+            self.pending_moves,
+        ):
             d.pop(key, None)
         self.at_risk.discard(key)
         self.metrics.set_phases(self.phases.values())
@@ -119,11 +141,35 @@ class Runtime:
 
     def reservations_except(
         self, key: str, indexed: Mapping[str, Reservation], now: datetime, slot: timedelta
-    ) -> list[Reservation]:
-        """Every other job's GPUs: status-based index overlaid with this process's fresher plans.
+    ) -> dict[str, Reservation]:
+        """Every other job's GPUs, by job: status-based index overlaid with this process's fresher plans.
 
         A job still running past its expected end keeps its GPUs until the next slot.
         """
         merged = {**indexed, **self.reservations}
         merged.pop(key, None)
-        return [r if r.end > now else replace(r, end=now + slot) for r in merged.values()]
+        return {k: r if r.end > now else replace(r, end=now + slot) for k, r in merged.items()}
+
+    def track_movable(self, key: str, spec: TrainingJobSpec | None, status: Mapping[str, Any]) -> None:
+        """Deferred jobs (not yet released) can be moved aside for a new job: remember their spec and plan."""
+        decision = decision_from_status(key, status) if spec and status.get("phase") == "Deferred" else None
+        if spec is None or decision is None:
+            self.movable.pop(key, None)
+        else:
+            self.movable[key] = (spec, decision)
+
+    def movable_except(self, key: str, starting_after: datetime) -> dict[str, tuple[TrainingJobSpec, Decision]]:
+        return {
+            k: (spec, d)
+            for k, (spec, d) in self.movable.items()
+            if k != key and k not in self.pending_moves and d.start > starting_after
+        }
+
+    def move_aside(self, decision: Decision, gpus: int, previous: Decision, for_job: str) -> None:
+        """Record a move decided for a deferred job; its own task applies it (it is woken now)."""
+        self.pending_moves[decision.key] = PendingMove(decision, previous, for_job)
+        self.reservations[decision.key] = Reservation(decision.region, decision.start, decision.end, gpus)
+        spec = self.movable.get(decision.key, (None, None))[0]
+        if spec is not None:
+            self.movable[decision.key] = (spec, decision)
+        self.poke(decision.key)
