@@ -20,6 +20,13 @@ def test_the_example_configuration_loads() -> None:
     assert cfg.region("europe-west3").node_selector == {"topology.kubernetes.io/region": "europe-west3"}  # type: ignore[union-attr]
     assert cfg.planner.slot == timedelta(minutes=15)
     assert cfg.replan_interval == timedelta(minutes=10)
+    assert cfg.planner.reserve_fraction == 0.2
+
+
+def test_planner_reserve_is_configurable() -> None:
+    cfg = parse_config({"regions": [{"name": "r1"}], "planner": {"reserveFraction": 0, "reserveRamp": "2h"}})
+    assert cfg.planner.reserve_fraction == 0
+    assert cfg.planner.reserve_ramp == timedelta(hours=2)
 
 
 def minimal(**extra: Any) -> dict[str, Any]:
@@ -39,6 +46,7 @@ def minimal(**extra: Any) -> dict[str, Any]:
         (minimal(planner={"slot": "fast"}), "planner.slot"),
         (minimal(planner={"slot": "1h", "horizon": "30m"}), "planner.horizon must be at least one planner.slot"),
         (minimal(planner={"hysteresis": 2}), "planner.hysteresis must be a fraction"),
+        (minimal(planner={"reserveFraction": 1.5}), "planner.reserveFraction must be a fraction"),
         (minimal(planner={"defaultGpuWatts": -1}), "planner.defaultGpuWatts"),
         (minimal(planner={"slott": "1m"}), "planner: unknown key(s) ['slott']"),
         (minimal(operator={"metricsPort": 70000}), "operator.metricsPort must be a TCP port"),

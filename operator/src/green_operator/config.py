@@ -153,7 +153,12 @@ def _regions(raw: Any) -> tuple[RegionConfig, ...]:
 
 def _planner(raw: Any) -> tuple[PlannerSettings, timedelta, timedelta]:
     m = _mapping(raw, "planner")
-    _known(m, "planner", ("slot", "horizon", "replanInterval", "forecastRefresh", "defaultGpuWatts", "hysteresis"))
+    _known(
+        m,
+        "planner",
+        ("slot", "horizon", "replanInterval", "forecastRefresh", "defaultGpuWatts", "hysteresis", "reserveFraction",
+         "reserveRamp"),
+    )  # fmt: skip
     d = PlannerSettings()
     slot = _dur(m, "slot", d.slot)
     horizon = _dur(m, "horizon", d.horizon)
@@ -165,8 +170,16 @@ def _planner(raw: Any) -> tuple[PlannerSettings, timedelta, timedelta]:
     hyst = m.get("hysteresis", d.hysteresis_fraction)
     if not isinstance(hyst, int | float) or not 0 <= hyst < 1:
         raise ConfigError("planner.hysteresis must be a fraction in [0, 1), e.g. 0.05")
+    reserve = m.get("reserveFraction", d.reserve_fraction)
+    if not isinstance(reserve, int | float) or not 0 <= reserve < 1:
+        raise ConfigError("planner.reserveFraction must be a fraction in [0, 1), e.g. 0.2 (0 turns the reserve off)")
     settings = PlannerSettings(
-        slot=slot, horizon=horizon, default_gpu_watts=float(watts), hysteresis_fraction=float(hyst)
+        slot=slot,
+        horizon=horizon,
+        default_gpu_watts=float(watts),
+        hysteresis_fraction=float(hyst),
+        reserve_fraction=float(reserve),
+        reserve_ramp=_dur(m, "reserveRamp", d.reserve_ramp),
     )
     return settings, _dur(m, "replanInterval", timedelta(minutes=10)), _dur(m, "forecastRefresh", timedelta(minutes=1))
 
