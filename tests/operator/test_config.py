@@ -47,6 +47,7 @@ def minimal(**extra: Any) -> dict[str, Any]:
         (minimal(planner={"slot": "1h", "horizon": "30m"}), "planner.horizon must be at least one planner.slot"),
         (minimal(planner={"hysteresis": 2}), "planner.hysteresis must be a fraction"),
         (minimal(planner={"reserveFraction": 1.5}), "planner.reserveFraction must be a fraction"),
+        (minimal(planner={"referenceGpuModel": "TPUv5"}), "planner.referenceGpuModel: 'TPUv5' is not a GPU model"),
         (minimal(planner={"defaultGpuWatts": -1}), "planner.defaultGpuWatts"),
         (minimal(planner={"slott": "1m"}), "planner: unknown key(s) ['slott']"),
         (minimal(operator={"metricsPort": 70000}), "operator.metricsPort must be a TCP port"),

@@ -18,7 +18,7 @@ import yaml
 
 from .carbon.config import CarbonConfig, CarbonConfigError, parse_carbon_config
 from .durations import parse_duration
-from .planner import PlannerSettings
+from .planner import PlannerSettings, power_profile
 
 REGION_LABEL = "topology.kubernetes.io/region"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -157,7 +157,7 @@ def _planner(raw: Any) -> tuple[PlannerSettings, timedelta, timedelta]:
         m,
         "planner",
         ("slot", "horizon", "replanInterval", "forecastRefresh", "defaultGpuWatts", "hysteresis", "reserveFraction",
-         "reserveRamp"),
+         "reserveRamp", "referenceGpuModel"),
     )  # fmt: skip
     d = PlannerSettings()
     slot = _dur(m, "slot", d.slot)
@@ -180,8 +180,20 @@ def _planner(raw: Any) -> tuple[PlannerSettings, timedelta, timedelta]:
         hysteresis_fraction=float(hyst),
         reserve_fraction=float(reserve),
         reserve_ramp=_dur(m, "reserveRamp", d.reserve_ramp),
+        reference_gpu_model=_reference_model(m.get("referenceGpuModel")),
     )
     return settings, _dur(m, "replanInterval", timedelta(minutes=10)), _dur(m, "forecastRefresh", timedelta(minutes=1))
+
+
+def _reference_model(raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or power_profile(raw) is None:
+        raise ConfigError(
+            f"planner.referenceGpuModel: {raw!r} is not a GPU model with a power profile; use one of "
+            "H100, A100 or L4 (any NVML or nvidia.com/gpu.product spelling), or leave it out"
+        )
+    return raw
 
 
 def _dur(m: Mapping[str, Any], key: str, default: timedelta) -> timedelta:

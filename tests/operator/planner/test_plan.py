@@ -255,3 +255,29 @@ def test_the_planner_never_imports_scipy() -> None:
     code = "import sys, green_operator.planner as p; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_slower_gpu_models_stretch_the_duration_when_a_reference_is_set() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from green_operator.planner import JobRequest, PlannerSettings, RegionForecast, plan
+
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    flat = [100.0] * 192
+    h100 = RegionForecast("h100", 16, "NVIDIA-H100-80GB-HBM3", now, flat)
+    l4 = RegionForecast("l4", 16, "NVIDIA-L4", now, [10.0] * 192)  # ten times cleaner
+    job = JobRequest("ns/j", 1, timedelta(hours=2), now, now + timedelta(hours=40), ("l4", "h100"))
+    plain = plan([job], [h100, l4], [], now, PlannerSettings())[0]
+    assert plain.region == "l4"
+    assert plain.expected_duration <= timedelta(hours=2, minutes=30)
+
+    settings = PlannerSettings(reference_gpu_model="H100")
+    stretched = plan([job], [h100, l4], [], now, settings)[0]
+    assert stretched.region == "l4"  # still cleaner per unit of work
+    assert stretched.expected_duration >= timedelta(hours=2) * (989 / 121) * 0.99
+    assert "trades" not in stretched.reason or "% more time" in stretched.reason
+
+    tight = JobRequest("ns/t", 1, timedelta(hours=2), now, now + timedelta(hours=4), ("l4", "h100"))
+    on_time = plan([tight], [h100, l4], [], now, settings)[0]
+    assert on_time.region == "h100"  # 16 h on an L4 would break the deadline
+    assert not on_time.deadline_at_risk

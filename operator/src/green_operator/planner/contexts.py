@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -19,10 +20,14 @@ from .power_profiles import PowerProfile, power_profile
 class Contexts:
     """Builds the ``JobContext`` of each job, caching power profiles and options per GPU model."""
 
-    def __init__(self, grid: SlotGrid, now: datetime, default_gpu_watts: float) -> None:
+    def __init__(
+        self, grid: SlotGrid, now: datetime, default_gpu_watts: float, reference_gpu_model: str | None = None
+    ) -> None:
         self.grid = grid
         self.now = now
         self.default_gpu_watts = default_gpu_watts
+        reference = power_profile(reference_gpu_model) if reference_gpu_model else None
+        self.reference_speed = reference.relative_speed if reference is not None else None
         self._profiles: dict[str, PowerProfile | None] = {}
         self._options: dict[tuple[str, PowerRequest], tuple[PowerOption, ...]] = {}
 
@@ -37,8 +42,19 @@ class Contexts:
     def options(self, model: str, request: PowerRequest) -> tuple[PowerOption, ...]:
         key = (model, request)
         if key not in self._options:
-            self._options[key] = tuple(power_options(self.profile(model), request, self.default_gpu_watts))
+            options = power_options(self.profile(model), request, self.default_gpu_watts)
+            stretch = self.speed_ratio(model)
+            if stretch != 1.0:
+                options = [replace(o, slowdown=o.slowdown * stretch, limit_slowdown=o.slowdown) for o in options]
+            self._options[key] = tuple(options)
         return self._options[key]
+
+    def speed_ratio(self, model: str) -> float:
+        """How much longer a job runs on ``model`` than on the reference model (1.0 when either is unknown)."""
+        profile = self.profile(model)
+        if self.reference_speed is None or profile is None:
+            return 1.0
+        return self.reference_speed / profile.relative_speed
 
     def context(self, index: int, job: JobRequest) -> JobContext:
         grid = self.grid

@@ -79,6 +79,10 @@ class PlannerSettings:
     only to meet its deadline, to start at once in its preferred region (what a carbon-blind
     scheduler would do), or in slots nothing else uses. Without it, jobs that could wait fill the
     clean windows to the brim and a later job with a tight deadline finds no room. 0 turns it off."""
+    reference_gpu_model: str | None = None
+    """The GPU model jobs' estimated durations are given for. When set, a region with a slower (or
+    faster) known model stretches (or shortens) the duration by the models' relative speed, so
+    energy, occupancy and deadlines follow the hardware. None: durations hold everywhere."""
     reserve_ramp: timedelta = timedelta(hours=4)
     """The reserve grows from nothing now to its full share this far ahead: the next minutes are
     better used than held for arrivals that are unlikely to come before them."""

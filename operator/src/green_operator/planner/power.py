@@ -22,7 +22,14 @@ class PowerOption:
     watts: float
     """Predicted average draw per GPU."""
     slowdown: float
-    """Run time relative to the default limit (>= 1)."""
+    """Run time relative to the job's estimated duration: the power limit's slowdown times, in a
+    region with a slower GPU model than the job's reference, that model's speed ratio."""
+    limit_slowdown: float | None = None
+    """The power limit's own share of ``slowdown`` when the GPU model also stretches it (for reasons)."""
+
+    @property
+    def power_slowdown(self) -> float:
+        return self.slowdown if self.limit_slowdown is None else self.limit_slowdown
 
     @property
     def energy_per_work(self) -> float:

@@ -56,6 +56,11 @@ class PowerProfile:
     points: tuple[ProfilePoint, ...]
     """Sorted by limit, from ``min_limit_watts`` to ``max_limit_watts``; linear in between."""
     source: str
+    relative_speed: float = 1.0
+    """Training throughput at the default limit relative to an H100 SXM: the ratio of the data
+    sheets' dense BF16 tensor throughput (H100 SXM 989, A100 SXM 312, L4 121 TFLOPS). A first-order
+    figure: memory-bound models see other ratios. The planner stretches a job's estimated duration
+    (given for its reference GPU model) by it in regions with other GPUs."""
 
     def __post_init__(self) -> None:
         limits = [p.limit_watts for p in self.points]
@@ -129,6 +134,7 @@ def _modelled(
     idle: float,
     dvfs: _DvfsModel,
     source: str,
+    relative_speed: float,
     points: int = 41,
 ) -> PowerProfile:
     step = (max_limit - min_limit) / (points - 1)
@@ -140,6 +146,7 @@ def _modelled(
         idle_watts=idle,
         points=tuple(dvfs.point(x) for x in limits),
         source=source,
+        relative_speed=relative_speed,
     )
 
 
@@ -149,6 +156,7 @@ H100_SXM = _modelled(
     min_limit=200.0,
     idle=75.0,
     dvfs=_DvfsModel(static_watts=110.0, unconstrained_watts=650.0),
+    relative_speed=1.0,
     source=(
         "Limits 200-700 W and idle 75 W measured on an H100 SXM (driver 580); 700 W from the "
         "NVIDIA H100 data sheet; curve modelled (DVFS model, see planner/power_profiles.py), "
@@ -162,6 +170,7 @@ A100_SXM = _modelled(
     min_limit=100.0,
     idle=55.0,
     dvfs=_DvfsModel(static_watts=70.0, unconstrained_watts=370.0),
+    relative_speed=312.0 / 989.0,
     source=(
         "400 W from the NVIDIA A100 data sheet; 100 W minimum limit as NVML usually reports it "
         "(assumed); curve modelled (DVFS model), static 70 W and unconstrained draw 370 W assumed"
@@ -174,6 +183,7 @@ L4 = _modelled(
     min_limit=40.0,
     idle=16.0,
     dvfs=_DvfsModel(static_watts=18.0, unconstrained_watts=72.0),
+    relative_speed=121.0 / 989.0,
     source=(
         "72 W from the NVIDIA L4 data sheet (the board runs at its limit under training load); "
         "40 W minimum limit and 16 W idle assumed; curve modelled (DVFS model), static 18 W assumed"

@@ -84,7 +84,8 @@ def _power_clause(r: ReasonInputs) -> str:
             return "; default GPU limit kept (no lower limit saves energy within the allowed slowdown)"
         return "; default GPU limit kept: a lower limit would run into dirtier hours or past the deadline"
     saving = 1.0 - opt.energy_per_work / r.default_option.energy_per_work
-    clause = f"; GPU limit {opt.limit_watts:.0f} W trades {opt.slowdown - 1:.0%} more time for {saving:.0%} less energy"
+    more_time = opt.power_slowdown - 1
+    clause = f"; GPU limit {opt.limit_watts:.0f} W trades {more_time:.0%} more time for {saving:.0%} less energy"
     if r.lowest_energy_option.energy_per_work < opt.energy_per_work * (1 - 1e-9):
         clause += " (a lower limit would run into dirtier hours or past the deadline)"
     return clause

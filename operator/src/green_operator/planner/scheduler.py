@@ -119,7 +119,7 @@ class Planner:
             end = max(job.deadline, job.earliest_start, now) - origin
             min_len = max(min_len, math.ceil(end / slot) + math.ceil(job.duration / slot) + 2)
         self.grid = SlotGrid(regions, reservations, slot=slot, now=now, horizon=settings.horizon, min_length=min_len)
-        self._contexts = Contexts(self.grid, now, settings.default_gpu_watts)
+        self._contexts = Contexts(self.grid, now, settings.default_gpu_watts, settings.reference_gpu_model)
         self.contexts = self._contexts.build(self.jobs)
         self.slack = [
             (latest_start(job) - self.contexts[i].earliest_time).total_seconds() for i, job in enumerate(self.jobs)
