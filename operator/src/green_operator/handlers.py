@@ -22,7 +22,7 @@ from .planner import Reservation
 from .regions import NodeInfo, node_info
 from .runtime import Runtime
 from .spec import gpus_in_template, parse_spec
-from .status import reservation_from_status
+from .status import TERMINAL_PHASES, reservation_from_status
 from .supervisor import Lifecycles
 
 IO_THREADS = 32
@@ -88,8 +88,10 @@ async def gtj_event(
         rt.forget(key)
         return
     obj = event.get("object") or {}
-    lifecycles.observe(key, obj)
     status = obj.get("status") or {}
+    if key not in rt.statuses and not status.get("plannedStart") and status.get("phase") not in TERMINAL_PHASES:
+        rt.unplanned.add(key)  # before its task starts, so the task sees itself counted
+    lifecycles.observe(key, obj)
     rt.observe_status(key, status)
     if key not in rt.statuses:  # jobs planned before this process started (a restart)
         parsed = parse_spec(obj, rt.config.region_names)

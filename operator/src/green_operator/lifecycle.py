@@ -29,7 +29,7 @@ from .live_energy import fetch_live_energy
 from .manifests import build_job, job_name, placement_patch
 from .planner import Decision, PowerPolicy, Reservation, plan, plan_with_preemption
 from .regions import NodeInfo
-from .runtime import Runtime
+from .runtime import PendingMove, Runtime
 from .spec import SpecProblem, TrainingJobSpec, parse_spec
 from .status import (
     TERMINAL_PHASES,
@@ -113,6 +113,7 @@ class Step:
     async def refuse(self, problems: list[SpecProblem]) -> float:
         """A spec the CRD could not reject but that cannot work: say so once per generation, then
         wait for an edit (the spec-update handler wakes us)."""
+        self.rt.first_plan_done(self.key)  # nothing to plan until an edit: not part of any burst
         message = "; ".join(str(p) for p in problems)
         planned = cond.find(self.status.get("conditions"), cond.PLANNED)
         if not (
@@ -134,14 +135,17 @@ class Step:
         miss its deadline, each moved job still meeting its own; their tasks apply the moves."""
         now = utcnow()
         settings = self.rt.config.planner
-        # Jobs due within the current slot are about to be released: not worth moving.
-        movable = self.rt.movable_except(self.key, now + settings.slot) if preempt else {}
-        names = set(spec.regions) | {r for s, _ in movable.values() for r in s.regions}
+        # Jobs moved aside may go to any region (forecasts are cached per slot, so this is cheap).
+        names = set(self.rt.config.region_names) if preempt else set(spec.regions)
         got = await asyncio.gather(
             *(self.rt.forecasts.get(r, now, self.world.nodes, fresh=fresh) for r in sorted(names))
         )
         views = [g[0] for g in got]
         results = {g[0].region: g[1] for g in got if g[0].region in spec.regions}
+        # From here to the bookkeeping below nothing awaits: other jobs' plans and moves are read and
+        # updated as one step, so two jobs never count on the same GPUs.
+        # Jobs due within the current slot are about to be released: not worth moving.
+        movable = self.rt.movable_except(self.key, now + settings.slot) if preempt else {}
         others = [
             r
             for k, r in self.rt.reservations_except(self.key, self.world.reservations, now, settings.slot).items()
@@ -151,7 +155,7 @@ class Step:
         request = spec.request(now, previous)
         if movable:
             requests = [s.request(now, d) for s, d in movable.values()]
-            outcome = plan_with_preemption([request], requests, views, others, now, settings)
+            outcome = plan_with_preemption([request], requests, views, others, now, settings, self.rt.repair_memo)
             decision = outcome.decisions[0]
             for moved in outcome.moved:
                 self.rt.move_aside(moved, movable[moved.key][0].gpus, movable[moved.key][1], self.key)
@@ -164,6 +168,8 @@ class Step:
             len(movable),
         )
         self.rt.reservations[self.key] = Reservation(decision.region, decision.start, decision.end, spec.gpus)
+        # Until the new plan is in status, others see this job at it, held fixed (not at its old plan).
+        self.rt.movable.pop(self.key, None)
         return decision, results
 
     def manifest(self, spec: TrainingJobSpec, decision: Decision, suspend: bool) -> dict[str, Any]:
@@ -190,8 +196,17 @@ class Step:
         )
 
     async def plan_and_create(self, spec: TrainingJobSpec) -> float:
+        try:
+            return await self._plan_and_create(spec)
+        finally:
+            self.rt.first_plan_done(self.key)
+
+    async def _plan_and_create(self, spec: TrainingJobSpec) -> float:
         t0 = time.perf_counter()
-        decision, results = await self.decide(spec, decision_from_status(self.key, self.status), preempt=True)
+        burst = self.rt.in_burst()
+        decision, results = await self.decide(spec, decision_from_status(self.key, self.status), preempt=not burst)
+        if burst and decision.deadline_at_risk:
+            self.rt.rescue.add(self.key)
         now = utcnow()
         start_now = decision.start <= now + START_TOLERANCE
         manifest = self.manifest(spec, decision, suspend=not start_now)
@@ -317,8 +332,13 @@ class Step:
         planned = parse_rfc3339(self.status["plannedStart"])
         latest = parse_rfc3339(self.status["latestStart"])
         spec_changed = self.status.get("observedGeneration") != self.generation
-        if spec_changed or (now >= self.next_replan() and now < planned and now < latest):
-            await self.replan(spec, spec_changed)
+        due = now >= self.next_replan() and now < planned and now < latest
+        rescue = self.key in self.rt.rescue and self.rt.may_rescue()
+        if spec_changed or due or rescue:
+            self.rt.rescue.discard(self.key)
+            # A late job tries moving deferred jobs aside, as on arrival (unless a burst is on).
+            preempt = (rescue or self.key in self.rt.at_risk) and not self.rt.in_burst()
+            await self.replan(spec, spec_changed, preempt=preempt, record=spec_changed or due)
             planned = parse_rfc3339(self.status["plannedStart"])
             latest = parse_rfc3339(self.status["latestStart"])
         if now + START_TOLERANCE >= planned or now >= latest:
@@ -329,9 +349,18 @@ class Step:
     async def apply_pending_move(self, spec: TrainingJobSpec) -> None:
         """Another job's arrival moved this one aside (plan_with_preemption). Apply it unless this job's
         plan changed meanwhile (its own re-plan or a spec edit), which supersedes the move."""
-        pending = self.rt.pending_moves.pop(self.key, None)
+        pending = self.rt.pending_moves.get(self.key)
         if pending is None:
             return
+        try:
+            await self._apply_move(spec, pending)
+        finally:
+            # Only now may others move this job again: until the move is in status, its plan in
+            # status (and so in the movable set) is not the one others count on.
+            if self.rt.pending_moves.get(self.key) is pending:
+                del self.rt.pending_moves[self.key]
+
+    async def _apply_move(self, spec: TrainingJobSpec, pending: PendingMove) -> None:
         current = decision_from_status(self.key, self.status)
         if (
             current is None
@@ -339,6 +368,9 @@ class Step:
             or (current.region, current.start, current.power_limit_watts)
             != (pending.previous.region, pending.previous.start, pending.previous.power_limit_watts)
         ):
+            # Superseded by a spec edit (the re-plan that follows places this job afresh).
+            if current is not None:
+                self.rt.reservations[self.key] = Reservation(current.region, current.start, current.end, spec.gpus)
             return
         job = await asyncio.to_thread(self.rt.kube.read_job, self.namespace, job_name(self.name))
         if job is None:
@@ -358,10 +390,13 @@ class Step:
             note=f"moved aside for {pending.for_job}",
         )
 
-    async def replan(self, spec: TrainingJobSpec, spec_changed: bool) -> None:
+    async def replan(
+        self, spec: TrainingJobSpec, spec_changed: bool, *, preempt: bool = False, record: bool = True
+    ) -> None:
+        """Plan again; write the new plan when it moved, else (``record``) that it was re-checked."""
         t0 = time.perf_counter()
         previous = None if spec_changed else decision_from_status(self.key, self.status)
-        decision, results = await self.decide(spec, previous, fresh=not spec_changed)
+        decision, results = await self.decide(spec, previous, fresh=not spec_changed, preempt=preempt)
         now = utcnow()
         old = decision_from_status(self.key, self.status)
         moved = old is None or (decision.region, decision.start, decision.power_limit_watts) != (
@@ -377,18 +412,28 @@ class Step:
             else:
                 await self.move(spec, decision, job)
             await self.write_plan(spec, decision, results, released=False, now=now, replanned=True)
-        else:
+        elif record:
             # Same plan: record that it was re-checked so the next re-plan is due later.
             plan_status = dict(self.status.get("plan") or {})
             plan_status["decidedAt"] = rfc3339(now)
             c = carbon_condition(self.conditions(), list(results.values()), self.generation, now)
             await self.write({"plan": plan_status, "conditions": c, "latestStart": rfc3339(spec.latest_start)})
+        else:
+            self.rt.track_movable(self.key, spec, self.status)  # same plan, still movable (decide set it aside)
         self.rt.metrics.reconcile_seconds.labels("replan").observe(time.perf_counter() - t0)
 
     async def release(self, spec: TrainingJobSpec, planned: datetime, latest: datetime) -> None:
         t0 = time.perf_counter()
         now = utcnow()
         name = job_name(self.name)
+        # From now on its GPUs are taken from now on, whatever the plan said (a late job starts at
+        # its latest start, before its planned one), and it can no longer be moved aside.
+        self.rt.movable.pop(self.key, None)
+        current = decision_from_status(self.key, self.status)
+        if current is not None:
+            self.rt.reservations[self.key] = Reservation(
+                current.region, now, now + current.expected_duration, spec.gpus
+            )
         job = await asyncio.to_thread(self.rt.kube.read_job, self.namespace, name)
         if job is None:
             decision = decision_from_status(self.key, self.status)

@@ -18,10 +18,13 @@ from .carbon.service import CarbonService
 from .config import OperatorConfig
 from .kube import Kube
 from .metrics import OperatorMetrics
-from .planner import Decision, RegionForecast, Reservation
+from .planner import Decision, RegionForecast, RepairMemo, Reservation
 from .regions import NodeInfo, region_capacity, region_forecast, slot_floor
 from .spec import TrainingJobSpec
 from .status import decision_from_status
+
+BURST_JOBS = 8
+"""First decisions queued beyond which the operator is in a burst (see Runtime.in_burst)."""
 
 
 @dataclass
@@ -102,6 +105,12 @@ class Runtime:
     movable: dict[str, tuple[TrainingJobSpec, Decision]] = field(default_factory=dict)
     """Deferred jobs' specs and current plans, for moving them aside when a new job needs room."""
     pending_moves: dict[str, PendingMove] = field(default_factory=dict)
+    repair_memo: RepairMemo = field(default_factory=RepairMemo)
+    """New jobs no move could help, so a burst beyond capacity does not search again for each."""
+    unplanned: set[str] = field(default_factory=set)
+    """Jobs seen without a plan yet: their first decision is still queued."""
+    rescue: set[str] = field(default_factory=set)
+    """Jobs planned late during a burst without moving others aside: they try once it is over."""
 
     def wakeup(self, key: str) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
@@ -110,6 +119,21 @@ class Runtime:
         ev = self.wakeups.get(key)
         if ev is not None:
             ev.set()
+
+    def in_burst(self) -> bool:
+        """Many first decisions queued: plan each quickly, and leave moving deferred jobs aside for
+        the late ones until the queue has drained (a search for room per job would hold up the rest)."""
+        return len(self.unplanned) > BURST_JOBS
+
+    def may_rescue(self) -> bool:
+        """Late jobs from a burst search for room only once no first decision is waiting."""
+        return not self.unplanned
+
+    def first_plan_done(self, key: str) -> None:
+        self.unplanned.discard(key)
+        if self.rescue and self.may_rescue():
+            for k in self.rescue:
+                self.poke(k)
 
     def forget(self, key: str) -> None:
         for d in (
@@ -124,6 +148,8 @@ class Runtime:
         ):
             d.pop(key, None)
         self.at_risk.discard(key)
+        self.rescue.discard(key)
+        self.first_plan_done(key)
         self.metrics.set_phases(self.phases.values())
         self.metrics.deadline_at_risk.set(len(self.at_risk))
 

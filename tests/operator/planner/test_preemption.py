@@ -18,6 +18,7 @@ from green_operator.planner import (
     PowerPolicy,
     PowerRequest,
     RegionForecast,
+    RepairMemo,
     Reservation,
     plan,
     plan_with_preemption,
@@ -135,6 +136,87 @@ def test_a_much_cleaner_place_is_taken_from_a_job_with_a_good_alternative() -> N
     held = Reservation("a", planned.start, planned.end, 4)
     (without,) = plan([captive], regions, [held], at(0.5), NO_RESERVE)
     assert total < without.expected_grams + planned.expected_grams
+
+
+def test_the_memo_skips_a_search_that_already_failed_for_an_easier_job() -> None:
+    regions = [region("a", DIP, capacity=4)]
+    pinned = job("pinned", gpus=4, hours=2, earliest=2, deadline=4)
+    (planned,) = plan([pinned], regions, [], T0, NO_RESERVE)
+    movable = [with_previous(pinned, planned)]
+    memo = RepairMemo()
+    tight = job("tight", gpus=4, hours=2, earliest=1, deadline=5)
+    first = plan_with_preemption([tight], movable, regions, [], at(1), NO_RESERVE, memo)
+    assert first.decisions[0].deadline_at_risk
+    assert memo.skipped == 0
+
+    # Harder (later arrival, earlier deadline) while the same GPUs are held: no second search,
+    # and the same decision the search would have reached.
+    tighter = job("tighter", gpus=4, hours=2, earliest=1.5, deadline=4.5)
+    skipped = plan_with_preemption([tighter], movable, regions, [], at(1.5), NO_RESERVE, memo)
+    assert memo.skipped == 1
+    assert skipped == plan_with_preemption([tighter], movable, regions, [], at(1.5), NO_RESERVE)
+
+    # Easier (fewer GPUs) is searched again.
+    smaller = job("smaller", gpus=2, hours=2, earliest=1, deadline=3.5)
+    plan_with_preemption([smaller], movable, regions, [], at(1), NO_RESERVE, memo)
+    assert memo.skipped == 1
+
+
+def test_the_memo_applies_when_late_jobs_take_turns() -> None:
+    # After a burst, the late jobs try one after another, each with the others movable: the
+    # second is no easier than the first, and the world only swapped which of them is planned.
+    regions = [region("a", DIP, capacity=4)]
+    running = [Reservation("a", at(0), at(6), 4)]
+    first = job("first", gpus=4, hours=2, earliest=0, deadline=5)
+    second = job("second", gpus=4, hours=2, earliest=0, deadline=4.5)
+    d1, d2 = plan([first, second], regions, running, T0, NO_RESERVE)
+    assert d1.deadline_at_risk
+    assert d2.deadline_at_risk
+    memo = RepairMemo()
+    one = plan_with_preemption(
+        [with_previous(first, d1)], [with_previous(second, d2)], regions, running, at(0.5), NO_RESERVE, memo
+    )
+    assert one.decisions[0].deadline_at_risk
+    assert memo.skipped == 0
+    two_args = ([with_previous(second, d2)], [with_previous(first, d1)], regions, running, at(0.5), NO_RESERVE)
+    two = plan_with_preemption(*two_args, memo)
+    assert memo.skipped == 1
+    assert two == plan_with_preemption(*two_args)
+
+
+def test_the_memo_forgets_when_a_held_job_gets_room_to_move() -> None:
+    # The same booking, but its owner's deadline was relaxed: it can move now, and the tight job
+    # that failed before is saved.
+    regions = [region("a", DIP, capacity=4)]
+    pinned = job("pinned", gpus=4, hours=2, earliest=2, deadline=4)
+    (planned,) = plan([pinned], regions, [], T0, NO_RESERVE)
+    memo = RepairMemo()
+    tight = job("tight", gpus=4, hours=2, earliest=1, deadline=5)
+    plan_with_preemption([tight], [with_previous(pinned, planned)], regions, [], at(1), NO_RESERVE, memo)
+    relaxed = dataclasses.replace(pinned, deadline=at(40), previous=planned)
+    result = plan_with_preemption([tight], [relaxed], regions, [], at(1), NO_RESERVE, memo)
+    assert memo.skipped == 0
+    assert not result.decisions[0].deadline_at_risk
+    assert [m.key for m in result.moved] == ["pinned"]
+
+
+def test_the_memo_forgets_when_gpus_are_freed() -> None:
+    regions = [region("a", DIP, capacity=4)]
+    running = [Reservation("a", at(0), at(6), 2)]
+    deferred = job("deferred", gpus=2, hours=2, earliest=2, deadline=6)
+    (planned,) = plan([deferred], regions, running, T0, NO_RESERVE)
+    assert planned.start == at(2)
+    movable = [with_previous(deferred, planned)]
+    memo = RepairMemo()
+    tight = job("tight", gpus=4, hours=2, earliest=1, deadline=5)
+    first = plan_with_preemption([tight], movable, regions, running, at(1), NO_RESERVE, memo)
+    assert first.decisions[0].deadline_at_risk  # 2 GPUs stay busy until 06:00 whatever moves
+    # The running job ended early. The tight job still has no room as things stand, but moving the
+    # deferred job to 04:00 makes room: the memo must not stop that search.
+    again = plan_with_preemption([tight], movable, regions, [], at(1), NO_RESERVE, memo)
+    assert memo.skipped == 0
+    assert not again.decisions[0].deadline_at_risk
+    assert [m.key for m in again.moved] == ["deferred"]
 
 
 def test_movable_jobs_need_their_previous_plan() -> None:

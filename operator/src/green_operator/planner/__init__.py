@@ -15,7 +15,7 @@ from .model import (
 )
 from .power import PowerOption, choose_power_limit, default_option, fixed_option, power_options
 from .power_profiles import PROFILES, PowerProfile, ProfilePoint, power_profile
-from .preemption import PreemptionResult, plan_with_preemption
+from .preemption import PreemptionResult, RepairMemo, plan_with_preemption
 from .scheduler import latest_start, plan
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "PreemptionResult",
     "ProfilePoint",
     "RegionForecast",
+    "RepairMemo",
     "Reservation",
     "choose_power_limit",
     "default_option",

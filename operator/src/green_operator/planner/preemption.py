@@ -23,16 +23,23 @@ How the operator calls it, for each newly created job (instead of ``plan``):
 Then write ``decisions`` as the new jobs' plans, and for each decision in ``moved`` re-point that
 suspended Job at its new plan exactly as a re-plan does (region, start, power limit, status).
 ``moved`` is empty in the common case, which costs what ``plan`` costs plus a few milliseconds.
+
+Pass the same ``RepairMemo`` to every call (the operator keeps one per process): under sustained
+pressure, a burst far beyond capacity, nearly every new job is stuck and the search for room, which
+then always fails, is most of the planning time. The memo remembers the jobs it failed for and the
+GPUs held at the time; a job no easier to place, arriving while nothing held then was freed or moved,
+is not searched for again.
 """
 
 from __future__ import annotations
 
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from .improve import repair, slack_slots
-from .model import Decision, JobRequest, PlannerSettings, RegionForecast, Reservation
+from .model import Decision, JobRequest, PlannerSettings, PowerRequest, RegionForecast, Reservation
 from .placement import placement_at
 from .reasons import Risk
 from .scheduler import Planner
@@ -41,6 +48,113 @@ _MAX_MOVED = 150
 """Deferred jobs, nearest the stuck job's window first, that one call may consider moving."""
 _MAX_REPLANNED = 40
 """Jobs (new and deferred) up to which a failed repair is followed by re-planning them all."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_Held = tuple[str, datetime, datetime, int]
+"""GPUs booked: region, the slots from start to end (as the planner occupies them), count."""
+_Freedom = tuple[datetime, tuple[str, ...], timedelta, PowerRequest]
+"""What bounds a deferred job's moves: deadline, regions, duration, power request."""
+
+
+@dataclass(frozen=True)
+class _World:
+    """What decides whether room can be made: the GPUs held fixed, the deferred jobs that may move
+    (and how far), the regions' sizes. Not where the deferred jobs sit now: any arrangement of them
+    that meets their deadlines is open to the search."""
+
+    held: Counter[_Held]
+    freedom: dict[str, _Freedom]
+    capacity: dict[str, int]
+
+    @classmethod
+    def of(
+        cls,
+        reservations: Sequence[Reservation],
+        movable: Sequence[JobRequest],
+        regions: Sequence[RegionForecast],
+        slot: timedelta,
+    ) -> _World:
+        held: Counter[_Held] = Counter(_booking(r.region, r.start, r.end, r.gpus, slot) for r in reservations)
+        # Not a deferred job's earliest start: that only moves later as time passes.
+        freedom = {m.key: (m.deadline, m.regions, m.duration, m.power) for m in movable}
+        return cls(held, freedom, {rf.region: rf.capacity_gpus for rf in regions})
+
+    def no_easier_than(self, then: _World, planning: str) -> bool:
+        """Everything held then is still held in the same place, every job that could move then
+        still can, exactly as far (one gone may have freed its GPUs), and no region grew. The job
+        being planned now may have been among those that could move then: it traded places with the
+        job planned then, which it is no easier than."""
+        return (
+            all(self.capacity.get(r, 0) <= c for r, c in then.capacity.items())
+            and all(self.freedom.get(k) == f for k, f in then.freedom.items() if k != planning)
+            and all(self.held[k] >= n for k, n in then.held.items())
+        )
+
+
+def _booking(region: str, start: datetime, end: datetime, gpus: int, slot: timedelta) -> _Held:
+    # Whole slots, as occupied: plans that round-trip through status differ in their fractions.
+    return (region, _slot_floor(start, slot), _slot_ceil(end, slot), gpus)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    job: JobRequest
+    earliest: datetime
+    world: _World
+
+
+class RepairMemo:
+    """New jobs that moving deferred jobs aside could not make room for, with what held the GPUs then.
+
+    A later job is hopeless too when it is no easier (as many GPUs or more, as long or longer, the
+    same power request, no region the failed job could not use, no earlier start, no later
+    latest start) and the world is no easier: every GPU-slot held fixed then still is, every
+    deferred job that could move then still can and no further (deadline, regions, length), and
+    no region grew. Room appears only when something held is freed, or a job leaves or gains
+    freedom, and then the memo no longer applies. Where the deferred jobs sit does not matter: the
+    search may rearrange them. This is sound for the placement problem; the search itself is a
+    bounded heuristic, so the memo may skip a search that luck would have won, never one that the
+    world made easier.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self._failures: deque[_Failure] = deque(maxlen=size)
+        self.skipped = 0
+        """Searches skipped so far (for logs and benchmarks)."""
+
+    def hopeless(self, job: JobRequest, now: datetime, world: _World, slot: timedelta) -> bool:
+        earliest = max(job.earliest_start, now)
+        for f in self._failures:
+            if _no_easier(job, earliest, f, slot) and world.no_easier_than(f.world, job.key):
+                self.skipped += 1
+                return True
+        return False
+
+    def record(self, job: JobRequest, now: datetime, world: _World) -> None:
+        self._failures.append(_Failure(job, max(job.earliest_start, now), world))
+
+
+def _no_easier(job: JobRequest, earliest: datetime, f: _Failure, slot: timedelta) -> bool:
+    # Plans start on slot boundaries (or now): a deadline seconds later, as for a job created
+    # seconds later with the same delay, allows no later start unless it crosses a boundary.
+    return (
+        job.gpus >= f.job.gpus
+        and job.duration >= f.job.duration
+        and job.power == f.job.power
+        and set(job.regions or f.world.capacity) <= set(f.job.regions or f.world.capacity)
+        and earliest >= f.earliest
+        and _slot_floor(job.latest_start, slot) <= _slot_floor(f.job.latest_start, slot)
+    )
+
+
+def _slot_floor(t: datetime, slot: timedelta) -> datetime:
+    return t - (t - _EPOCH) % slot
+
+
+def _slot_ceil(t: datetime, slot: timedelta) -> datetime:
+    floor = _slot_floor(t, slot)
+    return floor if floor == t else floor + slot
 
 
 @dataclass(frozen=True)
@@ -59,6 +173,7 @@ def plan_with_preemption(
     reservations: Sequence[Reservation],
     now: datetime,
     settings: PlannerSettings,
+    memo: RepairMemo | None = None,
 ) -> PreemptionResult:
     """Plan ``jobs`` against ``reservations`` and the movable jobs' current plans; if a new job
     then has no room before its deadline, move movable jobs out of its way (each to a placement
@@ -91,6 +206,20 @@ def plan_with_preemption(
                 return better
         return PreemptionResult(fixed.decisions(chosen, base), [])
 
+    # A single new job is remembered when no move helps it (with several, the others take room too).
+    remember = memo is not None and len(jobs) == 1
+    if remember:
+        assert memo is not None
+        world = _World.of(reservations, movable, regions, settings.slot)
+        if memo.hopeless(jobs[0], now, world, settings.slot):
+            return PreemptionResult(fixed.decisions(chosen, base), [])
+
+    def give_up() -> PreemptionResult:
+        if remember:
+            assert memo is not None
+            memo.record(jobs[0], now, world)
+        return PreemptionResult(fixed.decisions(chosen, base), [])
+
     # Only deferred jobs in a stuck job's regions and time span can make room for it (directly;
     # those moving aside may still use any region); the others stay as they are.
     names = {r for i in stuck for r in (jobs[i].regions or [rf.region for rf in regions])}
@@ -105,7 +234,7 @@ def plan_with_preemption(
     others = [r for k, r in enumerate(held) if k not in chosen_set]
     candidates = [movable[k] for k in sorted(chosen_set)]
     if not candidates:
-        return PreemptionResult(fixed.decisions(chosen, base), [])
+        return give_up()
     n_new = len(jobs)
     joint = Planner([*jobs, *candidates], regions, [*reservations, *others], now, settings)
     s = joint.new_schedule()
@@ -132,13 +261,13 @@ def plan_with_preemption(
             repair(s, i, everyone, find)
     if sum(not s.meets(i) for i in range(n_new)) >= chosen.misses:
         if len(joint.jobs) > _MAX_REPLANNED:
-            return PreemptionResult(fixed.decisions(chosen, base), [])
+            return give_up()
         # Moving jobs out of the way one window at a time was not enough: re-plan them all
         # together, and take it if it saves a new job without breaking a plan that was on time.
         s = joint.search(everyone, relocate=False)
         saved = sum(not s.meets(i) for i in range(n_new)) < chosen.misses
         if not (saved and joint.broken(s) == 0 and s.misses < late_before):
-            return PreemptionResult(fixed.decisions(chosen, base), [])
+            return give_up()
     joint_base = joint.baseline()
     moved = [i for i in range(n_new, len(joint.jobs)) if not joint.is_previous(i, s.placement(i))]
     return PreemptionResult(joint.decisions(s, joint_base, range(n_new)), joint.decisions(s, joint_base, moved))

@@ -22,6 +22,7 @@ from green_operator.planner import (
     PowerOption,
     PowerRequest,
     RegionForecast,
+    RepairMemo,
     Reservation,
     default_option,
     fixed_option,
@@ -161,6 +162,7 @@ def run_plan(world: World, jobs: Sequence[SimJob], settings: SimSettings, foreca
     running: list[Reservation] = []
     deferred: list[int] = []
     calls = replans = 0
+    memo = RepairMemo()  # as the operator keeps one per process
 
     def regions_at(k: int) -> list[RegionForecast]:
         values = forecasts.issue(k, horizon_slots)
@@ -242,6 +244,7 @@ def run_plan(world: World, jobs: Sequence[SimJob], settings: SimSettings, foreca
                     running,
                     now,
                     ps,
+                    memo,
                 )
                 calls += 1
                 accept(i, result.decisions[0], now)
