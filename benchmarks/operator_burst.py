@@ -189,6 +189,7 @@ def main() -> int:
         jobs = batch.list_namespaced_job(ns).items
         op_cpu = (cpu_seconds(op.proc.pid) if op.proc else 0.0) - op_cpu0
         api_cpu = (cpu_seconds(api_pid) if api_pid else 0.0) - api_cpu0
+        rss_decided = peak_rss_mib(op.proc.pid) if op.proc else float("nan")
         late_at_decision = at_risk(custom, ns)
         # After the burst, jobs planned late try moving deferred jobs aside: wait until the
         # operator is idle again (under 2% of a core over a second).
@@ -227,7 +228,7 @@ def main() -> int:
         f"p99 {pct(latencies, 0.99) * 1000:7.0f} ms   max {max(latencies) * 1000:7.0f} ms"
     )
     print(f"  child Jobs created                        {len(jobs):7d}")
-    print(f"  operator peak RSS                         {rss:7.1f} MiB")
+    print(f"  operator peak RSS                         {rss:7.1f} MiB ({rss_decided:.1f} MiB when all had decisions)")
     print(
         f"  CPU during the burst: operator {op_cpu:6.1f} s, kube-apiserver {api_cpu:6.1f} s "
         f"(raw Jobs: kube-apiserver {raw_api_cpu:5.1f} s)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,7 +88,7 @@ async def gtj_event(
         lifecycles.forget(key)
         rt.forget(key)
         return
-    obj = event.get("object") or {}
+    obj = without_managed_fields(event.get("object") or {})
     status = obj.get("status") or {}
     if key not in rt.statuses and not status.get("plannedStart") and status.get("phase") not in TERMINAL_PHASES:
         rt.unplanned.add(key)  # before its task starts, so the task sees itself counted
@@ -100,6 +101,15 @@ async def gtj_event(
     # A spec edit (new generation) while waiting: wake the lifecycle to re-plan.
     if status.get("phase") == "Deferred" and meta.get("generation") != status.get("observedGeneration"):
         rt.poke(key)
+
+
+def without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The object as kept for its lifecycle: managedFields (a field list per writer, often most of
+    the object's size) are never read, and a thousand jobs' worth is tens of MiB."""
+    meta = obj.get("metadata") or {}
+    if "managedFields" not in meta:
+        return dict(obj)
+    return {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
 
 
 @kopf.on.cleanup()

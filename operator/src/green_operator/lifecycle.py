@@ -168,8 +168,12 @@ class Step:
             len(movable),
         )
         self.rt.reservations[self.key] = Reservation(decision.region, decision.start, decision.end, spec.gpus)
-        # Until the new plan is in status, others see this job at it, held fixed (not at its old plan).
-        self.rt.movable.pop(self.key, None)
+        # Others see this job at its new plan at once, movable if it waits (a move decided before the
+        # plan is in status is applied right after it: it names this plan as the one it moves from).
+        if decision.start > now + settings.slot:
+            self.rt.movable[self.key] = (spec, decision)
+        else:
+            self.rt.movable.pop(self.key, None)
         return decision, results
 
     def manifest(self, spec: TrainingJobSpec, decision: Decision, suspend: bool) -> dict[str, Any]:
@@ -333,12 +337,20 @@ class Step:
         latest = parse_rfc3339(self.status["latestStart"])
         spec_changed = self.status.get("observedGeneration") != self.generation
         due = now >= self.next_replan() and now < planned and now < latest
-        rescue = self.key in self.rt.rescue and self.rt.may_rescue()
-        if spec_changed or due or rescue:
-            self.rt.rescue.discard(self.key)
-            # A late job tries moving deferred jobs aside, as on arrival (unless a burst is on).
-            preempt = (rescue or self.key in self.rt.at_risk) and not self.rt.in_burst()
-            await self.replan(spec, spec_changed, preempt=preempt, record=spec_changed or due)
+        # A late job (left so by a burst, or still at risk at a re-plan) tries moving deferred jobs
+        # aside, as on arrival. That search costs tens of milliseconds: one job at a time, and never
+        # while a first decision waits.
+        search = not spec_changed and (self.key in self.rt.rescue or (due and self.key in self.rt.at_risk))
+        if search and self.rt.may_rescue():
+            async with self.rt.rescue_lock:
+                search = self.rt.may_rescue()  # a new job may have arrived while this one waited
+                if search:
+                    self.rt.rescue.discard(self.key)
+                if search or due:
+                    await self.replan(spec, False, preempt=search, record=due)
+        elif spec_changed or due:
+            await self.replan(spec, spec_changed)
+        if spec_changed or due or search:
             planned = parse_rfc3339(self.status["plannedStart"])
             latest = parse_rfc3339(self.status["latestStart"])
         if now + START_TOLERANCE >= planned or now >= latest:

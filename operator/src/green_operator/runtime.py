@@ -111,6 +111,8 @@ class Runtime:
     """Jobs seen without a plan yet: their first decision is still queued."""
     rescue: set[str] = field(default_factory=set)
     """Jobs planned late during a burst without moving others aside: they try once it is over."""
+    rescue_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Late jobs search for room one at a time, so a new job's first decision never waits long."""
 
     def wakeup(self, key: str) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
