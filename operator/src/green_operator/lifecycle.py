@@ -430,16 +430,14 @@ class Step:
             plan_status["decidedAt"] = rfc3339(now)
             c = carbon_condition(self.conditions(), list(results.values()), self.generation, now)
             await self.write({"plan": plan_status, "conditions": c, "latestStart": rfc3339(spec.latest_start)})
-        else:
-            self.rt.track_movable(self.key, spec, self.status)  # same plan, still movable (decide set it aside)
         self.rt.metrics.reconcile_seconds.labels("replan").observe(time.perf_counter() - t0)
 
     async def release(self, spec: TrainingJobSpec, planned: datetime, latest: datetime) -> None:
         t0 = time.perf_counter()
         now = utcnow()
         name = job_name(self.name)
-        # From now on its GPUs are taken from now on, whatever the plan said (a late job starts at
-        # its latest start, before its planned one), and it can no longer be moved aside.
+        # Its GPUs are taken from now, whatever the plan said (a late job starts at its latest start,
+        # before its planned one), and it can no longer be moved aside.
         self.rt.movable.pop(self.key, None)
         current = decision_from_status(self.key, self.status)
         if current is not None:
