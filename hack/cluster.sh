@@ -52,23 +52,30 @@ start() { # start <name> <args...>
   echo $! >"$PIDS/$name.pid"
 }
 
+alive() { # a process that exists and is not a zombie waiting to be reaped
+  local state
+  state="$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != "Z" ]]
+}
+
 stop_all() {
-  local name pid pids=()
+  # One at a time, in reverse start order: the apiserver drains its requests while etcd is still
+  # up (stopped together, it can outlive its grace period retrying a dead etcd).
+  local name pid deadline
   for ((i=${#COMPONENTS[@]}-1; i>=0; i--)); do
     name="${COMPONENTS[$i]}"
     pid="$(pid_of "$name")"
-    if [[ -n "$pid" ]]; then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid")
-    fi
     rm -f "$PIDS/$name.pid"
-  done
-  local deadline=$((SECONDS + 15))
-  for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null; do
-      if ((SECONDS >= deadline)); then kill -KILL "$pid" 2>/dev/null || true; break; fi
-      sleep 0.2
-    done
+    [[ -n "$pid" ]] || continue
+    kill -TERM "$pid" 2>/dev/null || true
+    deadline=$((SECONDS + 15))
+    while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    if alive "$pid"; then
+      log "$name did not stop within 15s of SIGTERM; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      deadline=$((SECONDS + 5))
+      while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+    fi
   done
 }
 

@@ -26,11 +26,12 @@ def _env(state: Path, **extra: str) -> dict[str, str]:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Running, not a zombie (a killed process stays in the table until its new parent reaps it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_second_cluster_moves_off_taken_ports_and_down_leaves_nothing(tmp_path: Path) -> None:
