@@ -240,20 +240,8 @@ def plan_with_preemption(
     s = joint.new_schedule()
     # Movable jobs hold their plans; the new jobs and any movable job whose plan no longer fits
     # (capacity shrank) are placed around them, least slack first.
-    rest = []
-    for i in joint.slack_order:
-        prev = joint.previous_placement(i, s) if i >= n_new else None
-        if prev is None:
-            rest.append(i)
-        else:
-            s.place(i, prev)
+    joint.fill_in(s, joint.hold_previous(s, afresh=n_new))
     find = joint.finder(None)
-    for i in rest:
-        p = find(s, i)
-        if p is None:
-            joint.place_earliest(s, i)
-        else:
-            s.place(i, p)
     everyone = [True] * len(joint.jobs)
     late_before = s.misses
     for i in joint.slack_order:

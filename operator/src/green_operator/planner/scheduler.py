@@ -286,23 +286,33 @@ class Planner:
         """Every previous plan that still fits stays where it is; the other jobs fill in around
         them. None when no job has a previous plan that fits."""
         s = self.new_schedule()
+        rest = self.hold_previous(s)
+        if len(rest) == len(self.jobs):
+            return None
+        self.fill_in(s, rest)
+        return s
+
+    def hold_previous(self, s: Schedule, afresh: int = 0) -> list[int]:
+        """Put every job whose previous plan still fits back at it, least slack first, except the
+        first ``afresh`` jobs (new ones, to be placed anew). Returns the others, in that order."""
         rest: list[int] = []
         for i in self.slack_order:
-            prev = self.previous_placement(i, s)
+            prev = self.previous_placement(i, s) if i >= afresh else None
             if prev is None:
                 rest.append(i)
             else:
                 s.place(i, prev)
-        if len(rest) == len(self.jobs):
-            return None
+        return rest
+
+    def fill_in(self, s: Schedule, order: Sequence[int]) -> None:
+        """Each job in ``order`` at its best placement in the room left, else as early as it can."""
         find = self.finder(None)
-        for i in rest:
+        for i in order:
             p = find(s, i)
             if p is None:
                 self.place_earliest(s, i)
             else:
                 s.place(i, p)
-        return s
 
     def polish(self, s: Schedule, movable: Sequence[bool], prices: FloatArray | None) -> Schedule:
         """Repair late jobs, then move single jobs to cheaper placements."""
