@@ -22,7 +22,7 @@ from .manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSIO
 from .planner import Reservation
 from .regions import NodeInfo, node_info
 from .runtime import Runtime
-from .spec import gpus_in_template, parse_spec
+from .spec import TrainingJobSpec, gpus_in_template, parse_spec
 from .status import TERMINAL_PHASES, reservation_from_status
 from .supervisor import Lifecycles
 
@@ -95,8 +95,9 @@ async def gtj_event(
     lifecycles.observe(key, obj)
     rt.observe_status(key, status)
     if key not in rt.statuses:  # jobs planned before this process started (a restart)
-        parsed = parse_spec(obj, rt.config.region_names)
-        rt.track_movable(key, None if isinstance(parsed, list) else parsed, status)
+        # Only a deferred job can be moved: no spec parsing for every creation in a burst.
+        parsed = parse_spec(obj, rt.config.region_names) if status.get("phase") == "Deferred" else None
+        rt.track_movable(key, parsed if isinstance(parsed, TrainingJobSpec) else None, status)
     meta = obj.get("metadata") or {}
     # A spec edit (new generation) while waiting: wake the lifecycle to re-plan.
     if status.get("phase") == "Deferred" and meta.get("generation") != status.get("observedGeneration"):
