@@ -17,8 +17,9 @@ import yaml
 from kubernetes import client
 
 from green_operator.carbon.durations import parse_duration
+from green_operator.planner.grid import slot_floor
 from tests.support.cluster import kubectl
-from tests.support.operator import OperatorProcess, TraceGrid, free_port, make_config, slot_floor
+from tests.support.operator import OperatorProcess, TraceGrid, free_port, make_config
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,8 @@ import pytest
 from green_operator.carbon.provider import DataSource, ForecastResult
 from green_operator.carbon.series import series_from_values
 from green_operator.config import RegionConfig
-from green_operator.regions import NodeInfo, RegionCapacity, node_info, region_capacity, region_forecast, slot_floor
+from green_operator.planner.grid import slot_floor
+from green_operator.regions import NodeInfo, RegionCapacity, node_info, region_capacity, region_forecast
 
 R = RegionConfig("europe-west3", {"topology.kubernetes.io/region": "europe-west3"})
 

@@ -14,7 +14,7 @@ import sys
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,6 @@ def write_trace(path: Path, start: datetime, step: timedelta, values: Sequence[f
     lines += [f"{(start + i * step).strftime('%Y-%m-%d %H:%M:%S')},{v}" for i, v in enumerate(values)]
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-def slot_floor(t: datetime, slot: timedelta) -> datetime:
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    return t - (t - epoch) % slot
 
 
 @dataclass

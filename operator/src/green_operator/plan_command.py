@@ -22,7 +22,8 @@ from .clock import rfc3339, utcnow
 from .config import ConfigError, OperatorConfig, load_config
 from .durations import format_duration
 from .planner import Decision, RegionForecast, Reservation, plan
-from .regions import RegionCapacity, node_info, region_capacity, region_forecast, slot_floor
+from .planner.grid import slot_floor
+from .regions import RegionCapacity, node_info, region_capacity, region_forecast
 from .spec import TrainingJobSpec, gpus_in_template, parse_spec
 from .status import reservation_from_status
 

@@ -57,12 +57,6 @@ def region_capacity(region: RegionConfig, nodes: Iterable[NodeInfo]) -> RegionCa
     return RegionCapacity(gpus, model or "unknown")
 
 
-def slot_floor(t: datetime, slot: timedelta) -> datetime:
-    """Start of the planner slot containing t (slots are aligned to the Unix epoch)."""
-    epoch = datetime(1970, 1, 1, tzinfo=t.tzinfo)
-    return t - (t - epoch) % slot
-
-
 def region_forecast(
     region: str,
     capacity: RegionCapacity,

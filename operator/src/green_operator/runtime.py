@@ -19,7 +19,8 @@ from .config import OperatorConfig
 from .kube import Kube
 from .metrics import OperatorMetrics
 from .planner import Decision, RegionForecast, RepairMemo, Reservation
-from .regions import NodeInfo, region_capacity, region_forecast, slot_floor
+from .planner.grid import slot_floor
+from .regions import NodeInfo, region_capacity, region_forecast
 from .spec import TrainingJobSpec
 from .status import decision_from_status
 

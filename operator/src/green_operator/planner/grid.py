@@ -23,6 +23,12 @@ IntArray = npt.NDArray[np.int64]
 EPS = 1e-9
 
 
+def slot_floor(t: datetime, slot: timedelta) -> datetime:
+    """Start of the planner slot containing t (slots are aligned to the Unix epoch)."""
+    epoch = datetime(1970, 1, 1, tzinfo=t.tzinfo)
+    return t - (t - epoch) % slot
+
+
 def require_utc(value: datetime, field: str) -> None:
     if value.tzinfo is None or value.utcoffset() != timedelta(0):
         raise ValueError(f"{field} must be a UTC-aware datetime, got {value!r}")

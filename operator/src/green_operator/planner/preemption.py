@@ -36,8 +36,9 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from .grid import slot_floor
 from .improve import repair, slack_slots
 from .model import Decision, JobRequest, PlannerSettings, PowerRequest, RegionForecast, Reservation
 from .placement import placement_at
@@ -50,7 +51,6 @@ _MAX_REPLANNED = 40
 """Jobs (new and deferred) up to which a failed repair is followed by re-planning them all."""
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _Held = tuple[str, datetime, datetime, int]
 """GPUs booked: region, the slots from start to end (as the planner occupies them), count."""
 _Freedom = tuple[datetime, tuple[str, ...], timedelta, PowerRequest]
@@ -94,7 +94,7 @@ class _World:
 
 def _booking(region: str, start: datetime, end: datetime, gpus: int, slot: timedelta) -> _Held:
     # Whole slots, as occupied: plans that round-trip through status differ in their fractions.
-    return (region, _slot_floor(start, slot), _slot_ceil(end, slot), gpus)
+    return (region, slot_floor(start, slot), _slot_ceil(end, slot), gpus)
 
 
 @dataclass(frozen=True)
@@ -144,16 +144,12 @@ def _no_easier(job: JobRequest, earliest: datetime, f: _Failure, slot: timedelta
         and job.power == f.job.power
         and set(job.regions or f.world.capacity) <= set(f.job.regions or f.world.capacity)
         and earliest >= f.earliest
-        and _slot_floor(job.latest_start, slot) <= _slot_floor(f.job.latest_start, slot)
+        and slot_floor(job.latest_start, slot) <= slot_floor(f.job.latest_start, slot)
     )
 
 
-def _slot_floor(t: datetime, slot: timedelta) -> datetime:
-    return t - (t - _EPOCH) % slot
-
-
 def _slot_ceil(t: datetime, slot: timedelta) -> datetime:
-    floor = _slot_floor(t, slot)
+    floor = slot_floor(t, slot)
     return floor if floor == t else floor + slot
 
 
