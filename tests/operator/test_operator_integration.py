@@ -16,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from green_operator.carbon.durations import parse_duration
+from green_operator.times import parse_duration
 from green_operator.planner.grid import slot_floor
 from tests.support.cluster import kubectl
 from tests.support.operator import OperatorProcess, TraceGrid, free_port, make_config

@@ -1,7 +1,7 @@
 """Energy, emissions and savings of a finished job.
 
-Pure arithmetic (reports -> energy; energy x intensity -> grams; counterfactual) apart from one
-async function that fetches the intensity history the arithmetic needs.
+Pure arithmetic: reports -> energy; energy x intensity -> grams; the counterfactual. The front-end
+fetches the intensity of the two windows `accounting_windows` names, and `settle` does the rest.
 
 - Energy: the sum over pods (and over each pod's previous container attempt) of the trainer's
   report (its termination message). A pod without a report (OOMKilled, evicted, a trainer-less
@@ -15,20 +15,17 @@ async function that fetches the intensity history the arithmetic needs.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .clock import parse_rfc3339
+from .carbon.provider import ForecastResult
+from .times import parse_rfc3339
 
 if TYPE_CHECKING:
     from .metrics import OperatorMetrics
-    from .runtime import Runtime
-    from .spec import TrainingJobSpec
-    from .status import JobObservation
 
 JOULES_PER_KWH = 3.6e6
 ESTIMATE = "estimate"
@@ -201,35 +198,53 @@ class Accounting:
         metrics.energy_joules.labels(namespace, region, self.energy.meter).inc(max(self.energy.joules, 0.0))
 
 
-def run_window(status: Mapping[str, Any], obs: JobObservation, now: datetime) -> tuple[datetime, datetime]:
-    start = obs.start_time or (parse_rfc3339(status["startTime"]) if status.get("startTime") else now)
-    end = obs.completion_time or now
-    return start, max(end, start + timedelta(seconds=1))
+@dataclass(frozen=True)
+class Window:
+    """An intensity window to fetch: history when it is over, else the forecast."""
+
+    region: str
+    start: datetime
+    end: datetime
+    history: bool
 
 
-async def account(
-    rt: Runtime,
-    spec: TrainingJobSpec,
+@dataclass(frozen=True)
+class AccountingWindows:
+    actual: Window
+    baseline: Window
+
+
+def accounting_windows(
     status: Mapping[str, Any],
-    pods: Sequence[Mapping[str, Any]],
-    obs: JobObservation,
+    started: datetime | None,
+    completed: datetime | None,
+    default_region: str,
     now: datetime,
-) -> Accounting:
+) -> AccountingWindows:
+    """Where and when the run happened, and where and when the baseline would have run it."""
+    start = started or (parse_rfc3339(status["startTime"]) if status.get("startTime") else now)
+    end = max(completed or now, start + timedelta(seconds=1))
     plan = status.get("plan") or {}
-    limit = (status.get("power") or {}).get("gpuPowerLimitWatts")
-    watts = float(limit) if limit else rt.config.planner.default_gpu_watts
-    energy = total_energy(pods, spec.gpus_per_pod, watts)
-    start, end = run_window(status, obs, now)
-    region = status.get("region") or spec.regions[0]
-    actual = await asyncio.to_thread(rt.carbon.history, region, start, end)
-    intensity = actual.series.mean(start, end)
+    region = status.get("region") or default_region
     b_region = plan.get("baselineRegion") or region
     b_start = parse_rfc3339(plan["baselineStart"]) if plan.get("baselineStart") else start
     b_end = b_start + (end - start)
-    get = rt.carbon.history if b_end <= now else rt.carbon.forecast
-    base = await asyncio.to_thread(get, b_region, b_start, b_end)
-    b_intensity = base.series.mean(b_start, b_end)
-    note = "; ".join(f"{r.region}: {r.source} data from {r.provider}" for r in (actual, base) if r.degraded)
+    return AccountingWindows(Window(region, start, end, True), Window(b_region, b_start, b_end, b_end <= now))
+
+
+def settle(
+    status: Mapping[str, Any],
+    energy: EnergyTotal,
+    windows: AccountingWindows,
+    actual: ForecastResult,
+    baseline: ForecastResult,
+) -> Accounting:
+    """Energy x the intensity over the run, and over the baseline's window. Pure."""
+    plan = status.get("plan") or {}
+    a, b = windows.actual, windows.baseline
+    intensity = actual.series.mean(a.start, a.end)
+    b_intensity = baseline.series.mean(b.start, b.end)
+    note = "; ".join(f"{r.region}: {r.source} data from {r.provider}" for r in (actual, baseline) if r.degraded)
     return Accounting(
         energy=energy,
         intensity=float(intensity if intensity is not None else plan.get("intensityForecast", 0.0)),

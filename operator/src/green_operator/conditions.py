@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from .clock import rfc3339
+from .times import rfc3339
 
 Status = Literal["True", "False", "Unknown"]
 
@@ -41,8 +41,13 @@ class Reason:
     PODS_PENDING = "PodsPending"
     PODS_RUNNING = "PodsRunning"
     JOB_COMPLETE = "JobComplete"
+    JOB_SUCCEEDED = "JobSucceeded"
     JOB_FAILED = "JobFailed"
     JOB_MISSING = "JobMissing"
+    UNSCHEDULABLE = "Unschedulable"
+    CHILD_CONFLICT = "JobNameTaken"
+    TEMPLATE_CHANGED = "TemplateChanged"
+    MOVED_ASIDE = "MovedAside"
     NOT_FINISHED = "NotFinished"
     DEADLINE_FEASIBLE = "DeadlineFeasible"
     DEADLINE_INFEASIBLE = "DeadlineInfeasible"

@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from .carbon.config import CarbonConfig, CarbonConfigError, parse_carbon_config
-from .durations import parse_duration
 from .planner import PlannerSettings, power_profile
+from .regions import RegionConfig
+from .times import parse_duration
 
 REGION_LABEL = "topology.kubernetes.io/region"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -26,16 +27,6 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 class ConfigError(ValueError):
     """The configuration cannot work; the message names the field and how to fix it."""
-
-
-@dataclass(frozen=True)
-class RegionConfig:
-    name: str
-    node_selector: Mapping[str, str]
-    """Labels a node must carry to belong to the region (default: the region label = name)."""
-    tolerations: Sequence[Mapping[str, Any]] = ()
-    gpu_model: str | None = None
-    """Overrides the model read from the nodes' nvidia.com/gpu.product label."""
 
 
 @dataclass(frozen=True)

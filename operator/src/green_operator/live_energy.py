@@ -2,7 +2,8 @@
 
 The trainers export `greentraining_energy_joules_total{namespace, job, pod, meter}` (job = the
 GreenTrainingJob's name); the operator sums it per meter while the job runs, so status shows energy
-before the job ends. The final figures always come from the trainers' exit reports.
+before the job ends. The final figures always come from the trainers' exit reports. Pure: the
+controller's driver does the HTTP (`energy_query`, then `parse_energy` on the answer).
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 METRIC = "greentraining_energy_joules_total"
 
@@ -47,15 +46,3 @@ def parse_energy(doc: Mapping[str, Any]) -> LiveEnergy | None:
         return None
     meter = meters[0] if len(set(meters)) == 1 else f"mixed({','.join(sorted(set(meters)))})"
     return LiveEnergy(total, meter)
-
-
-def fetch_live_energy(url: str, namespace: str, job: str, timeout: float = 5.0) -> LiveEnergy | None:
-    """Blocking (run it in a thread). Any failure is "no data": live figures are best effort."""
-    try:
-        resp = requests.get(
-            f"{url.rstrip('/')}/api/v1/query", params={"query": energy_query(namespace, job)}, timeout=timeout
-        )
-        resp.raise_for_status()
-        return parse_energy(resp.json())
-    except (requests.RequestException, ValueError):
-        return None

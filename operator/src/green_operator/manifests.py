@@ -24,6 +24,8 @@ LABEL_JOB = f"{GROUP}/job"
 ANN_REGION = f"{GROUP}/region"
 ANN_POWER_LIMIT = f"{GROUP}/gpu-power-limit-watts"
 ANN_INTENSITY = f"{GROUP}/carbon-intensity"
+ANN_TEMPLATE_HASH = f"{GROUP}/template-hash"
+"""On the child Job: the digest of the user's pod template it was built from."""
 
 TRAINER_METRICS_PORT_NAME = "green-metrics"
 _MAX_NAME = 63  # Job names become the pods' job-name label value.
@@ -102,6 +104,7 @@ def build_job(
     suspend: bool,
     metrics_port: int,
     grant_power_capability: bool = False,
+    template_hash: str = "",
 ) -> dict[str, Any]:
     name = job_name(gtj_name)
     pod = copy.deepcopy(dict(template))
@@ -142,6 +145,7 @@ def build_job(
             "name": name,
             "namespace": namespace,
             "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name},
+            **({"annotations": {ANN_TEMPLATE_HASH: template_hash}} if template_hash else {}),
             "ownerReferences": [owner_reference(gtj_name, gtj_uid)],
         },
         "spec": job_spec,

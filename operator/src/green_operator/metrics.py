@@ -1,8 +1,8 @@
 """The operator's own Prometheus metrics (the carbon providers' live in carbon/metrics.py).
 
 Names follow DESIGN section 9: `greentraining_` prefix, base units, counters end in `_total`.
-Labels are bounded (phase, region, namespace, outcome): never a job name, which would explode
-cardinality on a busy cluster.
+Labels are bounded (phase, region, namespace, outcome, deadline_at_risk): never a job name, which
+would explode cardinality on a busy cluster.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-PHASES = ("Pending", "Deferred", "Running", "Succeeded", "Failed")
-DECISION_OUTCOMES = ("deferred", "started", "replanned", "deadline_at_risk")
+from .phase import Phase
+
+PHASES = tuple(str(p) for p in Phase)
+DECISION_OUTCOMES = ("deferred", "started", "replanned")
 RECONCILE_ACTIONS = ("plan", "replan", "release")
 
 
@@ -38,15 +40,17 @@ class OperatorMetrics:
             self.reconcile_seconds.labels(a)
         self.decisions = Counter(
             "greentraining_decisions_total",
-            "Planning decisions by outcome (deferred, started, replanned, deadline_at_risk).",
-            ["outcome"],
+            "Planning decisions by outcome (deferred, started, replanned; exclusive, so a sum over "
+            'outcomes counts each decision once) and whether they put the deadline at risk ("true", "false").',
+            ["outcome", "deadline_at_risk"],
             registry=registry,
         )
         # Label values known in advance start at 0 (here and for reconcile_seconds): a series that
         # appears already at 1 shows no increase(), so the first decision would be invisible to the
         # deadline-at-risk alert and the dashboard's rates.
         for o in DECISION_OUTCOMES:
-            self.decisions.labels(o)
+            for risk in ("true", "false"):
+                self.decisions.labels(o, risk)
         self.deferral_seconds = Histogram(
             "greentraining_deferral_seconds",
             "How long jobs waited for their low-carbon window (from creation to release).",
@@ -101,6 +105,12 @@ class OperatorMetrics:
             "Jobs whose deadline cannot be met (DeadlineAtRisk=True).",
             registry=registry,
         )
+
+    def record_decision(self, outcome: str, at_risk: bool) -> None:
+        """Count one planning decision; ``outcome`` is one of DECISION_OUTCOMES."""
+        if outcome not in DECISION_OUTCOMES:
+            raise ValueError(f"unknown decision outcome {outcome!r}; expected one of {', '.join(DECISION_OUTCOMES)}")
+        self.decisions.labels(outcome, "true" if at_risk else "false").inc()
 
     def set_phases(self, phases: Iterable[str]) -> None:
         counts = Tally(phases)

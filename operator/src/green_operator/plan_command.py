@@ -18,14 +18,13 @@ from typing import Any
 
 import yaml
 
-from .clock import rfc3339, utcnow
 from .config import ConfigError, OperatorConfig, load_config
-from .durations import format_duration
 from .planner import Decision, RegionForecast, Reservation, plan
 from .planner.grid import slot_floor
 from .regions import RegionCapacity, node_info, region_capacity, region_forecast
 from .spec import TrainingJobSpec, gpus_in_template, parse_spec
 from .status import reservation_from_status
+from .times import format_duration, rfc3339, utcnow
 
 UNLIMITED_GPUS = 1_000_000
 

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from .carbon.provider import ForecastResult
-from .config import RegionConfig
 from .planner import RegionForecast
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    name: str
+    node_selector: Mapping[str, str]
+    """Labels a node must carry to belong to the region (default: the region label = name)."""
+    tolerations: Sequence[Mapping[str, Any]] = ()
+    gpu_model: str | None = None
+    """Overrides the model read from the nodes' nvidia.com/gpu.product label."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .clock import utcnow
+from .times import utcnow
 
 if TYPE_CHECKING:
     from .config import OperatorConfig

@@ -55,13 +55,12 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     import kopf
     from prometheus_client import start_http_server
 
-    from . import handlers  # noqa: F401  (registers the handlers)
     from .carbon.config import CarbonConfigError
     from .carbon.service import CarbonService
-    from .kube import Kube, load_client_config
+    from .controller import handlers
+    from .controller.driver import Controller
+    from .controller.kube import AsyncKube, load_client
     from .metrics import OperatorMetrics
-    from .runtime import ForecastCache, Runtime
-    from .supervisor import Lifecycles
 
     try:
         carbon = CarbonService.from_config(config.carbon)
@@ -71,17 +70,13 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     port = args.metrics_port if args.metrics_port is not None else config.metrics_port
     if port:
         start_http_server(port)
-    runtime = Runtime(
-        config=config,
-        carbon=carbon,
-        kube=Kube(load_client_config(args.kubeconfig)),
-        metrics=OperatorMetrics(),
-        forecasts=ForecastCache(carbon, config),
+    controller = Controller(
+        config, carbon, AsyncKube(await load_client(args.kubeconfig)), OperatorMetrics(), handlers.post_event
     )
     namespaces: list[str] = list(args.namespace or config.watch_namespaces)
     kwargs: dict[str, Any] = {"namespaces": namespaces} if namespaces else {"clusterwide": True}
     logging.getLogger(__name__).info(
-        "starting with %d region(s) from %s, watching %s",
+        "starting with %d region(s) from %s, acting on %s",
         len(config.regions),
         config.source,
         ", ".join(namespaces) or "all namespaces",
@@ -89,7 +84,7 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     try:
         await kopf.operator(
             standalone=True,
-            memo=kopf.Memo(runtime=runtime, lifecycles=Lifecycles(runtime, logging.getLogger("green_operator"))),
+            memo=kopf.Memo(controller=controller),
             liveness_endpoint=args.liveness or None,
             **kwargs,
         )

@@ -7,19 +7,16 @@ back from here as `SpecProblem`s that the handlers turn into a False condition a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .clock import parse_rfc3339
-from .durations import parse_duration
 from .planner import JobRequest, PowerPolicy, PowerRequest
+from .times import parse_delay, parse_duration, parse_rfc3339
 
 GPU_RESOURCE = "nvidia.com/gpu"
 START_GRACE = timedelta(minutes=1)
-_ZERO_DURATION = re.compile(r"(0+(\.0*)?(ns|us|µs|ms|s|m|h))+")
 
 
 @dataclass(frozen=True)
@@ -54,7 +51,7 @@ class TrainingJobSpec:
 
     @property
     def gpus(self) -> int:
-        return self.gpus_per_pod * self.parallelism
+        return held_gpus(self.gpus_per_pod, self.parallelism)
 
     @property
     def latest_start(self) -> datetime:
@@ -68,8 +65,7 @@ class TrainingJobSpec:
             deadline = earliest_start + self.estimated_duration
         return JobRequest(
             key=self.key,
-            # Energy is modelled per GPU; a CPU-only job still draws power, planned as one device.
-            gpus=max(self.gpus, 1),
+            gpus=self.gpus,
             duration=self.estimated_duration,
             earliest_start=earliest_start,
             deadline=deadline,
@@ -79,11 +75,20 @@ class TrainingJobSpec:
         )
 
 
-def _parse_delay(text: str) -> timedelta:
-    """maxDelay may be zero ("start as soon as possible"), unlike estimatedDuration."""
-    if _ZERO_DURATION.fullmatch(text.strip()):
-        return timedelta(0)
-    return parse_duration(text)
+def held_gpus(gpus_per_pod: int, parallelism: int) -> int:
+    """The one rule for what a job holds, in planning, bookings and the ledger: its pods' GPUs. A
+    CPU-only pod still draws power and occupies a node; it is planned as one device."""
+    return max(gpus_per_pod, 1) * max(parallelism, 1)
+
+
+def body_gpus(body: Mapping[str, Any]) -> int | None:
+    """`held_gpus` of a raw GreenTrainingJob (any namespace's, as the ledger sees them); None when
+    its spec is too broken to say."""
+    spec = body.get("spec") or {}
+    try:
+        return held_gpus(gpus_in_template(spec.get("template") or {}), int(spec.get("parallelism", 1)))
+    except (TypeError, ValueError):
+        return None
 
 
 def gpus_in_template(template: Mapping[str, Any]) -> int:
@@ -117,7 +122,7 @@ def parse_spec(body: Mapping[str, Any], known_regions: Sequence[str]) -> Trainin
             problems.append(SpecProblem("spec.schedule.deadline", str(exc)))
     elif "maxDelay" in schedule:
         try:
-            max_delay = _parse_delay(str(schedule["maxDelay"]))
+            max_delay = parse_delay(str(schedule["maxDelay"]))
         except ValueError as exc:
             problems.append(SpecProblem("spec.schedule.maxDelay", str(exc)))
         else:

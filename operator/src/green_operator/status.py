@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from . import conditions as cond
 from .carbon.provider import DataSource, ForecastResult
-from .clock import parse_rfc3339, rfc3339
 from .conditions import Reason
-from .durations import format_duration, parse_duration
+from .phase import Phase
 from .planner import Decision, Reservation
-
-TERMINAL_PHASES = ("Succeeded", "Failed")
+from .times import format_duration, parse_duration, parse_rfc3339, rfc3339
 
 
 def plan_fields(decision: Decision, source: ForecastResult | None, now: datetime) -> dict[str, Any]:
@@ -60,7 +57,8 @@ def decision_from_status(key: str, status: Mapping[str, Any]) -> Decision | None
 
 def reservation_from_status(status: Mapping[str, Any], gpus: int) -> Reservation | None:
     """The GPUs a job holds according to its status (None for finished or unplanned jobs)."""
-    if status.get("phase") in TERMINAL_PHASES or not status.get("region") or not status.get("plannedStart"):
+    phase = Phase.of(status.get("phase"))
+    if (phase is not None and phase.terminal) or not status.get("region") or not status.get("plannedStart"):
         return None
     try:
         start = parse_rfc3339(status.get("startTime") or status["plannedStart"])
@@ -110,84 +108,3 @@ def carbon_condition(
         generation=generation,
         now=now,
     )
-
-
-@dataclass(frozen=True)
-class JobObservation:
-    """What the child Job says, reduced to what the status needs."""
-
-    exists: bool
-    suspended: bool = False
-    active: int = 0
-    ready: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    complete: bool = False
-    failed_final: bool = False
-    failure_message: str = ""
-    start_time: datetime | None = None
-    completion_time: datetime | None = None
-
-    @property
-    def finished(self) -> bool:
-        return self.complete or self.failed_final
-
-
-def observe_job(job: Mapping[str, Any] | None) -> JobObservation:
-    if job is None:
-        return JobObservation(exists=False)
-    spec = job.get("spec") or {}
-    st = job.get("status") or {}
-    conds = st.get("conditions") or []
-    complete = any(c.get("type") == "Complete" and c.get("status") == "True" for c in conds)
-    failed = next((c for c in conds if c.get("type") == "Failed" and c.get("status") == "True"), None)
-    done_at = st.get("completionTime") or (failed or {}).get("lastTransitionTime")
-    return JobObservation(
-        exists=True,
-        suspended=bool(spec.get("suspend")),
-        active=int(st.get("active") or 0),
-        ready=int(st.get("ready") or 0),
-        succeeded=int(st.get("succeeded") or 0),
-        failed=int(st.get("failed") or 0),
-        complete=complete,
-        failed_final=failed is not None,
-        failure_message=str((failed or {}).get("message") or (failed or {}).get("reason") or ""),
-        start_time=parse_rfc3339(st["startTime"]) if st.get("startTime") else None,
-        completion_time=parse_rfc3339(done_at) if done_at else None,
-    )
-
-
-def running_conditions(
-    existing: Sequence[Mapping[str, Any]], obs: JobObservation, generation: int, now: datetime
-) -> tuple[str, list[dict[str, Any]]]:
-    """Phase and conditions for a released job, following its pods."""
-    c: list[dict[str, Any]] = [dict(x) for x in existing]
-    if obs.complete:
-        c = cond.set_condition(
-            c, cond.RUNNING, "False", Reason.JOB_COMPLETE, "the Job completed", generation=generation, now=now
-        )
-        c = cond.set_condition(
-            c, cond.SUCCEEDED, "True", Reason.JOB_COMPLETE, "the Job completed", generation=generation, now=now
-        )
-        c = cond.set_condition(
-            c, cond.FAILED, "False", Reason.JOB_COMPLETE, "the Job completed", generation=generation, now=now
-        )
-        return "Succeeded", c
-    if obs.failed_final or not obs.exists:
-        reason = Reason.JOB_FAILED if obs.exists else Reason.JOB_MISSING
-        msg = obs.failure_message or ("the Job failed" if obs.exists else "the Job was deleted")
-        c = cond.set_condition(c, cond.RUNNING, "False", reason, msg, generation=generation, now=now)
-        c = cond.set_condition(c, cond.SUCCEEDED, "False", reason, msg, generation=generation, now=now)
-        c = cond.set_condition(c, cond.FAILED, "True", reason, msg, generation=generation, now=now)
-        return "Failed", c
-    if obs.ready > 0:
-        msg = f"{obs.ready} pod(s) running"
-        c = cond.set_condition(c, cond.RUNNING, "True", Reason.PODS_RUNNING, msg, generation=generation, now=now)
-    else:
-        msg = f"{obs.active} pod(s) starting" if obs.active else "waiting for the Job's pods"
-        c = cond.set_condition(c, cond.RUNNING, "False", Reason.PODS_PENDING, msg, generation=generation, now=now)
-    return "Running", c
-
-
-def waited(created: datetime, released: datetime) -> timedelta:
-    return max(released - created, timedelta(0))

@@ -10,14 +10,10 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from green_operator.carbon import (
-    CarbonConfigError,
-    CarbonMetrics,
-    CarbonService,
-    DataSource,
-    UnknownRegionError,
-    parse_carbon_config,
-)
+from green_operator.carbon import DataSource
+from green_operator.carbon.config import CarbonConfigError, parse_carbon_config
+from green_operator.carbon.metrics import CarbonMetrics
+from green_operator.carbon.service import CarbonService, UnknownRegionError
 
 H = timedelta(hours=1)
 TOKEN = "emaps-secret-token-42"

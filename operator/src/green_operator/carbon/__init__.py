@@ -7,10 +7,12 @@ Typical use (the operator)::
     result = carbon.forecast("europe-north1", start, end)   # or await carbon.forecast_async(...)
     result.series      # gCO2eq/kWh on UTC, covering [start, end)
     result.degraded, result.error, result.spans            # what is not fresh live data, and why
+
+The package itself exports only the pure data types (results, series), so the decision core can use
+them without importing the providers' HTTP stack; import the service, configuration and metrics from
+their modules (`carbon.service`, `carbon.config`, `carbon.metrics`).
 """
 
-from .config import CarbonConfig, CarbonConfigError, RegionCarbonConfig, parse_carbon_config
-from .metrics import CarbonMetrics
 from .provider import (
     CarbonProvider,
     DataSource,
@@ -20,25 +22,17 @@ from .provider import (
     SourceSpan,
 )
 from .series import IntensityPoint, IntensitySeries, SignalKind, series_from_values, utc
-from .service import CarbonService, UnknownRegionError
 
 __all__ = [
-    "CarbonConfig",
-    "CarbonConfigError",
-    "CarbonMetrics",
     "CarbonProvider",
-    "CarbonService",
     "DataSource",
     "ErrorReason",
     "ForecastResult",
     "IntensityPoint",
     "IntensitySeries",
     "ProviderError",
-    "RegionCarbonConfig",
     "SignalKind",
     "SourceSpan",
-    "UnknownRegionError",
-    "parse_carbon_config",
     "series_from_values",
     "utc",
 ]

@@ -18,8 +18,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from green_operator.times import parse_duration
+
 from .credentials import SecretRef
-from .durations import parse_duration
 from .electricitymaps import DEFAULT_BASE_URL as EMAPS_URL
 from .series import SignalKind, utc
 from .static_factors import StaticFactor, default_static_factor

@@ -32,6 +32,8 @@ from enum import StrEnum
 
 import requests
 
+from green_operator.times import format_duration
+
 from .assemble import Candidate, assemble, static_series
 from .carbon_aware_sdk import CarbonAwareSdkProvider
 from .config import (
@@ -46,7 +48,6 @@ from .config import (
     UKCarbonIntensityConfig,
     WattTimeConfig,
 )
-from .durations import format_duration
 from .electricitymaps import ElectricityMapsProvider
 from .metrics import CarbonMetrics
 from .provider import CarbonProvider, DataSource, ErrorReason, ForecastResult, ProviderError, SourceSpan

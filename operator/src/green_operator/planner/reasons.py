@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from green_operator.times import format_minutes
+
 from .model import PowerPolicy
 from .power import PowerOption
 
@@ -18,20 +20,6 @@ class Risk(Enum):
     """It could, but no allowed region has the GPUs free before its latest start."""
     TOO_BIG = "too_big"
     """It needs more GPUs than any allowed region has."""
-
-
-def format_duration(d: timedelta) -> str:
-    minutes = max(round(d.total_seconds() / 60), 0)
-    days, rem = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rem, 60)
-    parts = []
-    if days:
-        parts.append(f"{days}d")
-    if hours:
-        parts.append(f"{hours}h")
-    if mins or not parts:
-        parts.append(f"{mins:02d}m" if parts else f"{mins}m")
-    return "".join(parts)
 
 
 def format_time(when: datetime, now: datetime) -> str:
@@ -106,7 +94,7 @@ def _sentence(r: ReasonInputs) -> str:
         remain = max(r.deadline - r.earliest, timedelta(0))
         tail = "" if r.start - r.earliest < timedelta(seconds=1) else ", the earliest free slot"
         return (
-            f"Deadline at risk: needs {format_duration(r.duration)} but only {format_duration(remain)} "
+            f"Deadline at risk: needs {format_minutes(r.duration)} but only {format_minutes(remain)} "
             f"remain; starting {_when(r.start, r.now)} in {where}{tail}"
         )
     if r.risk is Risk.NO_CAPACITY:
@@ -133,6 +121,6 @@ def _sentence(r: ReasonInputs) -> str:
         return f"{start_words} in {where}: forecast {forecast} vs {r.baseline_intensity:.0f} {base}"
     wait = r.start - r.earliest
     return (
-        f"Deferred {format_duration(wait)} to {format_time(r.start, r.now)} in {where}: "
+        f"Deferred {format_minutes(wait)} to {format_time(r.start, r.now)} in {where}: "
         f"forecast {forecast} vs {r.baseline_intensity:.0f} {base}"
     )

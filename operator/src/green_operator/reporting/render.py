@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from green_operator.clock import rfc3339
-from green_operator.durations import format_duration
+from green_operator.times import format_duration, rfc3339
 
 from .rows import JobRow, Totals
 

@@ -6,8 +6,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from green_operator.clock import parse_rfc3339
-from green_operator.durations import parse_duration
+from green_operator.times import parse_duration, parse_rfc3339
 
 from .rows import JobRow
 

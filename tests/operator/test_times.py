@@ -2,7 +2,7 @@ from datetime import timedelta
 
 import pytest
 
-from green_operator.carbon.durations import format_duration, parse_duration
+from green_operator.times import format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,154 @@
+"""Applies a decision's actions: the ledger's at once (nothing awaits in between, so no other job
+sees capacity half-updated), then the API calls in order, then the metrics. Decides nothing.
+
+Idempotent: the child's name is deterministic; a 409 on create means it exists already, and it is
+adopted after checking that this GreenTrainingJob owns it (the batch stops there, so the next
+decision sees the child as it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from green_operator.manifests import job_name
+from green_operator.metrics import OperatorMetrics
+
+from .actions import (
+    Action,
+    ApiAction,
+    Book,
+    CreateChild,
+    Done,
+    Emit,
+    LedgerAction,
+    MoveAside,
+    PatchChild,
+    PlanRecorded,
+    RecordDecision,
+    RecordFinish,
+    RecordRelease,
+    RecreateChild,
+    Requeue,
+    RescueTried,
+    SetSuspended,
+    SettleMove,
+    WriteStatus,
+)
+from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path
+from .ledger import CapacityLedger
+from .observed import JobMeta
+
+EventPoster = Callable[[Mapping[str, Any], str, str, bool], None]
+"""(the GreenTrainingJob's body, reason, message, warning): post a Kubernetes Event."""
+
+
+@dataclass
+class Outcome:
+    requeue: float | None = None
+    done: bool = False
+    status: JsonDict | None = None
+    """The status as the last write left it."""
+    status_rv: int = 0
+    child: JsonDict | None = None
+    """The child as the last call on it returned it."""
+    child_known: bool = False
+    gone: bool = False
+    """The GreenTrainingJob no longer exists."""
+
+
+_LEDGER = (Book, MoveAside, SettleMove, PlanRecorded, RescueTried)
+
+
+def split(actions: Sequence[Action]) -> tuple[list[LedgerAction], list[Action]]:
+    """The ledger's actions (applied first, all at once) and the rest, each in their order."""
+    return [a for a in actions if isinstance(a, _LEDGER)], [a for a in actions if not isinstance(a, _LEDGER)]
+
+
+def record(metrics: OperatorMetrics, namespace: str, action: Action) -> None:
+    match action:
+        case RecordDecision(outcome, at_risk, region, expected, baseline, first):
+            metrics.record_decision(outcome, at_risk)
+            if first:
+                metrics.planned_grams.labels(region).inc(expected)
+                metrics.planned_baseline_grams.labels(region).inc(baseline)
+        case RecordRelease(waited):
+            metrics.deferral_seconds.observe(waited)
+        case RecordFinish(phase, region, accounting):
+            metrics.finished.labels(namespace, phase).inc()
+            accounting.record_metrics(metrics, namespace, region)
+
+
+class ApiExecutor:
+    def __init__(
+        self, kube: AsyncKube, ledger: CapacityLedger, metrics: OperatorMetrics, post_event: EventPoster
+    ) -> None:
+        self.kube = kube
+        self.ledger = ledger
+        self.metrics = metrics
+        self.post_event = post_event
+
+    async def execute(self, meta: JobMeta, body: Mapping[str, Any], actions: Sequence[Action]) -> Outcome:
+        ledger_actions, rest = split(actions)
+        for la in ledger_actions:
+            self.ledger.apply(meta.key, la)
+        out = Outcome()
+        for a in rest:
+            match a:
+                case Requeue(after):
+                    out.requeue = after
+                case Done():
+                    out.done = True
+                case RecordDecision() | RecordRelease() | RecordFinish():
+                    record(self.metrics, meta.namespace, a)
+                case Emit(reason, message, warning):
+                    self.post_event(body, reason, message, warning)
+                case _:
+                    if not await self._api(meta, a, out):  # type: ignore[arg-type]
+                        out.requeue = 0.0
+                        return out
+        return out
+
+    async def _api(self, meta: JobMeta, a: ApiAction, out: Outcome) -> bool:
+        """One API call; False stops the batch (the child turned out to exist, or the job is gone)."""
+        name = job_name(meta.name)
+        match a:
+            case CreateChild(manifest):
+                return await self._create(meta, manifest, out)
+            case RecreateChild(manifest):
+                await self.kube.delete(job_path(meta.namespace, name))
+                return await self._create(meta, manifest, out)
+            case PatchChild(patch):
+                out.child, out.child_known = await self.kube.merge_patch(job_path(meta.namespace, name), patch), True
+            case SetSuspended(suspended):
+                patch = {"spec": {"suspend": suspended}}
+                out.child, out.child_known = await self.kube.merge_patch(job_path(meta.namespace, name), patch), True
+            case WriteStatus(patch):
+                try:
+                    result = await self.kube.merge_patch(
+                        gtj_path(meta.namespace, meta.name) + "/status", {"status": patch}
+                    )
+                except KubeApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    out.gone = out.done = True
+                    return False
+                out.status = dict(result.get("status") or {})
+                out.status_rv = int((result.get("metadata") or {}).get("resourceVersion") or 0)
+                self.ledger.observe_status(meta.key, out.status)
+        return True
+
+    async def _create(self, meta: JobMeta, manifest: Mapping[str, Any], out: Outcome) -> bool:
+        path = job_path(meta.namespace)
+        try:
+            out.child, out.child_known = await self.kube.create(path, manifest), True
+            return True
+        except KubeApiError as exc:
+            if exc.status != 409:
+                raise
+        # It exists: created by a previous process that died before writing status, or by someone
+        # else, or still being deleted. Stop here; the next decision sees it as it is.
+        out.child = await self.kube.get_or_none(job_path(meta.namespace, job_name(meta.name)))
+        out.child_known = True
+        return False

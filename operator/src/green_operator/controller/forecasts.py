@@ -1,0 +1,76 @@
+"""One sampled forecast per region, shared by every job decided in the same slot (I/O side)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from green_operator.carbon.provider import ForecastResult
+from green_operator.carbon.service import CarbonService
+from green_operator.planner import PlannerSettings
+from green_operator.planner.grid import slot_floor
+from green_operator.regions import NodeInfo, RegionConfig, region_capacity, region_forecast
+
+from .observed import RegionData
+
+
+@dataclass
+class _Cached:
+    slot_start: datetime
+    fetched: float
+    data: RegionData
+
+
+class ForecastCache:
+    """A burst of a thousand creations asks the carbon service once per region, not a thousand
+    times: concurrent callers for the same region wait on one fetch (single flight)."""
+
+    def __init__(
+        self,
+        carbon: CarbonService,
+        planner: PlannerSettings,
+        refresh: timedelta,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._carbon = carbon
+        self._planner = planner
+        self._refresh = refresh.total_seconds()
+        self._clock = clock
+        self._entries: dict[str, _Cached] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(
+        self, region: RegionConfig, now: datetime, nodes: Iterable[NodeInfo], *, fresh: bool = False
+    ) -> RegionData:
+        settings = self._planner
+        slot_start = slot_floor(now, settings.slot)
+        cap = region_capacity(region, nodes)
+        async with self._locks.setdefault(region.name, asyncio.Lock()):
+            entry = self._entries.get(region.name)
+            if (
+                fresh
+                or entry is None
+                or self._clock() - entry.fetched > self._refresh
+                or entry.slot_start != slot_start
+            ):
+                result: ForecastResult = await self._carbon.forecast_async(
+                    region.name, slot_start, slot_start + settings.horizon
+                )
+                view = region_forecast(region.name, cap, result, slot_start, settings.slot, settings.horizon)
+                entry = _Cached(slot_start, self._clock(), RegionData(view, result))
+                self._entries[region.name] = entry
+        # Capacity follows the nodes; re-derive the planner's view only when it changed.
+        view = entry.data.forecast
+        if view.capacity_gpus != cap.gpus or view.gpu_model != cap.gpu_model:
+            entry.data = RegionData(replace(view, capacity_gpus=cap.gpus, gpu_model=cap.gpu_model), entry.data.result)
+        return entry.data
+
+    async def all(
+        self, regions: Iterable[RegionConfig], now: datetime, nodes: Iterable[NodeInfo], *, fresh: bool = False
+    ) -> dict[str, RegionData]:
+        node_list = list(nodes)
+        got = await asyncio.gather(*(self.get(r, now, node_list, fresh=fresh) for r in regions))
+        return {d.forecast.region: d for d in got}

@@ -1,0 +1,272 @@
+"""The capacity ledger: who holds which GPUs, which deferred jobs may be moved aside, the moves in
+flight, and the burst of first decisions. One object, one writer (the event loop), fed by the
+watches (every GreenTrainingJob, pod and node on the cluster, whichever namespaces this operator
+acts on) and by decisions' ledger actions. Pure: no I/O; `wake` is how it nudges a job's driver.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from green_operator import conditions as cond
+from green_operator.manifests import LABEL_MANAGED_BY, MANAGED_BY
+from green_operator.phase import Phase
+from green_operator.planner import RepairMemo, Reservation
+from green_operator.regions import NodeInfo, RegionConfig, node_info
+from green_operator.spec import body_gpus, gpus_in_template
+from green_operator.status import reservation_from_status
+
+from .actions import Book, LedgerAction, MoveAside, PlanRecorded, RescueTried, SettleMove
+from .observed import LedgerView, MovableJob, PendingMove, PodsSummary
+
+BURST_JOBS = 8
+"""First decisions queued beyond which the operator is in a burst."""
+FOREIGN = "pods/"
+"""Key prefix of the bookings that stand for other pods' GPUs in a region."""
+
+Body = Mapping[str, object]
+
+
+@dataclass
+class Burst:
+    """First decisions waiting, and the late jobs that search for room once none waits."""
+
+    unplanned: set[str] = field(default_factory=set)
+    rescue: set[str] = field(default_factory=set)
+
+    def in_burst(self) -> bool:
+        """Many first decisions queued: plan each quickly, and leave moving deferred jobs aside for
+        the late ones until the queue has drained (a search for room per job holds up the rest)."""
+        return len(self.unplanned) > BURST_JOBS
+
+    def may_rescue(self) -> bool:
+        return not self.unplanned
+
+    def planned(self, key: str, late: bool) -> list[str]:
+        """A first decision is made; the late jobs to wake (all of them, once none waits)."""
+        self.unplanned.discard(key)
+        if late:
+            self.rescue.add(key)
+        return sorted(self.rescue) if self.rescue and self.may_rescue() else []
+
+    def forget(self, key: str) -> list[str]:
+        self.rescue.discard(key)
+        return self.planned(key, late=False)
+
+
+@dataclass(frozen=True)
+class _PodUse:
+    node: str
+    gpus: int
+    job: tuple[str, str] | None
+    """(namespace, job-name) of a managed pod; None for another's pod."""
+    unschedulable: str | None
+
+
+class _Others(Mapping[str, Reservation]):
+    """Every booking but one key's, plus other pods' GPUs: a view, not a copy."""
+
+    def __init__(self, bookings: Mapping[str, Reservation], skip: str, extra: Mapping[str, Reservation]) -> None:
+        self._b, self._skip, self._extra = bookings, skip, extra
+
+    def __getitem__(self, k: str) -> Reservation:
+        if k == self._skip:
+            raise KeyError(k)
+        return self._extra[k] if k in self._extra else self._b[k]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from (k for k in self._b if k != self._skip)
+        yield from self._extra
+
+    def __len__(self) -> int:
+        return len(self._b) - (self._skip in self._b) + len(self._extra)
+
+
+class CapacityLedger:
+    def __init__(
+        self,
+        regions: Mapping[str, RegionConfig],
+        horizon: timedelta,
+        wake: Callable[[str], None] = lambda key: None,
+    ) -> None:
+        self.regions = regions
+        self.horizon = horizon
+        self.wake = wake
+        self._from_status: dict[str, Reservation] = {}
+        self._own: dict[str, Reservation | None] = {}
+        """Decisions of this process, fresher than status until their status lands."""
+        self._bookings: dict[str, Reservation] = {}
+        self.movable: dict[str, MovableJob] = {}
+        self.pending: dict[str, PendingMove] = {}
+        self.memo = RepairMemo()
+        self.burst = Burst()
+        self.at_risk: set[str] = set()
+        self.nodes: dict[str, NodeInfo] = {}
+        self._pods: dict[str, _PodUse] = {}
+
+    # -- bookings ------------------------------------------------------------------------------
+
+    def _merge(self, key: str) -> None:
+        r = self._own[key] if key in self._own else self._from_status.get(key)
+        if r is None:
+            self._bookings.pop(key, None)
+        else:
+            self._bookings[key] = r
+
+    def booking(self, key: str) -> Reservation | None:
+        return self._bookings.get(key)
+
+    def bookings(self) -> Mapping[str, Reservation]:
+        return self._bookings
+
+    def view(self, key: str, now: datetime) -> LedgerView:
+        movable = {k: m for k, m in self.movable.items() if k != key and k not in self.pending}
+        return LedgerView(
+            bookings=_Others(self._bookings, key, self.foreign(now)),
+            movable=movable,
+            pending_move=self.pending.get(key),
+            in_burst=self.burst.in_burst(),
+            may_rescue=self.burst.may_rescue(),
+            rescue=key in self.burst.rescue,
+            at_risk=key in self.at_risk,
+            memo=self.memo,
+        )
+
+    def apply(self, key: str, action: LedgerAction) -> None:
+        match action:
+            case Book(reservation, movable):
+                self._own[key] = reservation
+                self._merge(key)
+                if movable is None:
+                    self.movable.pop(key, None)
+                else:
+                    self.movable[key] = movable
+            case MoveAside(decision, previous, gpus):
+                other = decision.key
+                self.pending[other] = PendingMove(decision, previous, key)
+                self._own[other] = Reservation(decision.region, decision.start, decision.end, gpus)
+                self._merge(other)
+                if other in self.movable:
+                    self.movable[other] = MovableJob(self.movable[other].request, decision)
+                self.wake(other)
+            case SettleMove():
+                self.pending.pop(key, None)
+            case PlanRecorded(late):
+                for k in self.burst.planned(key, late):
+                    self.wake(k)
+            case RescueTried():
+                self.burst.rescue.discard(key)
+
+    def first_seen(self, key: str, status: Mapping[str, object]) -> None:
+        """A job this operator acts on, seen for the first time: queued for a first decision unless
+        it has a plan or has finished."""
+        phase = Phase.of(status.get("phase"))
+        if not status.get("plannedStart") and not (phase and phase.terminal):
+            self.burst.unplanned.add(key)
+
+    def forget(self, key: str) -> None:
+        for d in (self._own, self._from_status, self.movable, self.pending):
+            d.pop(key, None)
+        self._merge(key)
+        self.at_risk.discard(key)
+        for k in self.burst.forget(key):
+            self.wake(k)
+
+    # -- the watches ---------------------------------------------------------------------------
+
+    def observe_job(self, key: str, body: Body) -> None:
+        """Any GreenTrainingJob on the cluster: its GPUs as its status books them."""
+        status = body.get("status") or {}
+        assert isinstance(status, Mapping)
+        gpus = body_gpus(body)
+        r = reservation_from_status(status, gpus) if gpus is not None else None
+        if r is None:
+            self._from_status.pop(key, None)
+        else:
+            self._from_status[key] = r
+        if key in self._own and Phase.of(status.get("phase")) in (Phase.SUCCEEDED, Phase.FAILED):
+            self._own.pop(key)  # finished: status is the truth from now on
+        self._merge(key)
+        self.observe_status(key, status)
+
+    def observe_status(self, key: str, status: Mapping[str, object]) -> None:
+        phase = Phase.of(status.get("phase"))
+        conditions = status.get("conditions")
+        risky = not (phase and phase.terminal) and cond.is_true(
+            conditions if isinstance(conditions, list) else None, cond.DEADLINE_AT_RISK
+        )
+        (self.at_risk.add if risky else self.at_risk.discard)(key)
+
+    def observe_node(self, body: Body) -> None:
+        info = node_info(body)
+        self.nodes[info.name] = info
+
+    def forget_node(self, name: str) -> None:
+        self.nodes.pop(name, None)
+
+    def observe_pod(self, body: Body) -> tuple[str, str] | None:
+        """Any pod on the cluster. Returns the (namespace, Job name) of a managed pod, whose job may
+        want to know (unschedulable)."""
+        meta = body.get("metadata") or {}
+        spec = body.get("spec") or {}
+        status = body.get("status") or {}
+        assert isinstance(meta, Mapping) and isinstance(spec, Mapping) and isinstance(status, Mapping)
+        uid = str(meta.get("uid", ""))
+        labels = meta.get("labels") or {}
+        assert isinstance(labels, Mapping)
+        managed = labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get("job-name")
+        job = (str(meta.get("namespace")), str(labels["job-name"])) if managed else None
+        if status.get("phase") in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
+            self._pods.pop(uid, None)
+            return job
+        unsched = next(
+            (
+                str(c.get("message") or c.get("reason"))
+                for c in status.get("conditions") or []
+                if c.get("type") == "PodScheduled" and c.get("status") == "False" and c.get("reason") == "Unschedulable"
+            ),
+            None,
+        )
+        gpus = _pod_gpus(spec)
+        if job is None and gpus == 0:
+            self._pods.pop(uid, None)
+            return None
+        self._pods[uid] = _PodUse(str(spec.get("nodeName") or ""), gpus, job, unsched)
+        return job
+
+    def forget_pod(self, uid: str) -> None:
+        self._pods.pop(uid, None)
+
+    def pods_of(self, namespace: str, job_name: str) -> PodsSummary:
+        stuck = [p.unschedulable for p in self._pods.values() if p.job == (namespace, job_name) and p.unschedulable]
+        return PodsSummary(len(stuck), stuck[0] if stuck else "")
+
+    def foreign(self, now: datetime) -> dict[str, Reservation]:
+        """GPUs that pods other than our jobs' hold, per region, as bookings from now over the
+        horizon: their end is unknown, and the next re-plan sees them gone."""
+        per_region: dict[str, int] = {}
+        for p in self._pods.values():
+            if p.job is not None or not p.gpus or not p.node:
+                continue
+            node = self.nodes.get(p.node)
+            region = self._region_of(node) if node else None
+            if region is not None:
+                per_region[region] = per_region.get(region, 0) + p.gpus
+        end = now + self.horizon
+        return {FOREIGN + r: Reservation(r, now, end, g) for r, g in per_region.items()}
+
+    def _region_of(self, node: NodeInfo) -> str | None:
+        for name, cfg in self.regions.items():
+            if all(node.labels.get(k) == v for k, v in cfg.node_selector.items()):
+                return name
+        return None
+
+
+def _pod_gpus(spec: Mapping[str, object]) -> int:
+    """GPUs a pod requests (its containers'; init containers run before and are not counted)."""
+    try:
+        return gpus_in_template({"spec": spec})
+    except (TypeError, ValueError, AttributeError):
+        return 0

@@ -1,0 +1,473 @@
+"""The decision core: one GreenTrainingJob's observed state in, actions out. Pure.
+
+`needs` says what a front-end must gather before calling `reconcile` (forecasts, the accounting
+inputs, live energy), so the front-end does exactly the I/O a decision needs. `reconcile` takes at
+most one transition per call and ends with `Requeue` or `Done`; front-ends call it again after
+applying the actions (at once for `Requeue(0)`). Everything it does is idempotent against the
+API's state: a process that dies between two actions is picked up from the status and the child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from green_operator.accounting import settle
+from green_operator.carbon.provider import ForecastResult
+from green_operator.conditions import Reason
+from green_operator.manifests import build_job, job_name, placement_patch
+from green_operator.phase import Phase
+from green_operator.planner import Decision, JobRequest, PowerPolicy, Reservation, plan, plan_with_preemption
+from green_operator.spec import TrainingJobSpec
+from green_operator.status import decision_from_status
+from green_operator.times import parse_rfc3339, rfc3339
+
+from . import transitions as tr
+from .actions import (
+    Action,
+    Book,
+    CreateChild,
+    Done,
+    Emit,
+    MoveAside,
+    PatchChild,
+    PlanRecorded,
+    RecordDecision,
+    RecordFinish,
+    RecordRelease,
+    RecreateChild,
+    Requeue,
+    RescueTried,
+    SetSuspended,
+    SettleMove,
+    WriteStatus,
+)
+from .observed import ChildState, MovableJob, Observed, template_hash
+
+START_TOLERANCE = timedelta(seconds=1)
+"""A planned start this close to now counts as now."""
+RUNNING_POLL = 60.0
+"""Safety net while released: the Job and pod watches wake the job sooner."""
+REFUSED_POLL = 3600.0
+"""A refused spec waits for an edit (every edit wakes the job); this is only a safety net."""
+CONFLICT_POLL = 300.0
+CHILD_GONE_POLL = 1.0
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What `reconcile` will read for this job, beyond its own object and the ledger."""
+
+    forecasts: bool = False
+    fresh_forecasts: bool = False
+    """A periodic re-plan is due: ask the carbon service, not the per-slot cache."""
+    accounting: bool = False
+    live_energy: bool = False
+
+
+def needs(
+    status: Mapping[str, Any],
+    spec_ok: bool,
+    child: ChildState | None,
+    now: datetime,
+    replan_interval: timedelta,
+    live_interval: timedelta | None,
+) -> Needs:
+    phase = Phase.of(status.get("phase"))
+    if (phase is not None and phase.terminal) or not spec_ok:
+        return Needs()
+    if phase is not None and phase.released:
+        if child is None or child.finished:
+            return Needs(accounting=True)
+        energy = status.get("energy") or {}
+        last = energy.get("updatedAt") if energy.get("live") else None
+        due = last is None or now - parse_rfc3339(str(last)) >= (live_interval or timedelta(0))
+        return Needs(live_energy=live_interval is not None and due)
+    return Needs(forecasts=True, fresh_forecasts=has_plan(status) and now >= next_replan(status, replan_interval))
+
+
+def has_plan(status: Mapping[str, Any]) -> bool:
+    return bool(status.get("jobName") and status.get("plannedStart"))
+
+
+def next_replan(status: Mapping[str, Any], interval: timedelta) -> datetime:
+    decided = (status.get("plan") or {}).get("decidedAt")
+    return parse_rfc3339(decided) + interval if decided else datetime.min.replace(tzinfo=UTC)
+
+
+def reconcile(o: Observed) -> list[Action]:
+    phase = Phase.of(o.status.get("phase"))
+    if phase is not None and phase.terminal:
+        return [Book(None), Done()]
+    if not isinstance(o.spec, TrainingJobSpec):
+        return _refuse(o)
+    spec = o.spec
+    if o.child is not None and not o.child.owned:
+        return _conflict(o, spec)
+    if o.child is not None and o.child.deleting:
+        return [Requeue(CHILD_GONE_POLL)]  # being replaced (or deleted by someone): look again shortly
+    if phase is not None and phase.released:
+        return _follow(o, spec)
+    if not has_plan(o.status):
+        return _first_plan(o, spec)
+    return _while_deferred(o, spec)
+
+
+# -- refusals ------------------------------------------------------------------------------------
+
+
+def _refuse(o: Observed) -> list[Action]:
+    assert not isinstance(o.spec, TrainingJobSpec)
+    acts: list[Action] = [Book(None), PlanRecorded()]  # nothing to plan until an edit: not part of a burst
+    patch = tr.refused(o.status, o.meta, o.spec, o.now)
+    if patch is not None:
+        patch["observedGeneration"] = o.meta.generation
+        message = tr.spec_message(o.spec)
+        acts += [WriteStatus(patch), Emit(Reason.INVALID_SPEC, f"Cannot plan this job: {message}", warning=True)]
+    return [*acts, Requeue(REFUSED_POLL)]
+
+
+def _conflict(o: Observed, spec: TrainingJobSpec) -> list[Action]:
+    message = (
+        f"a Job named {job_name(spec.name)} already exists in {spec.namespace} and is not owned by this "
+        "GreenTrainingJob; rename or delete one of them"
+    )
+    acts: list[Action] = [Book(None), PlanRecorded()]
+    current = o.status.get("conditions") or []
+    if not any(c.get("reason") == Reason.CHILD_CONFLICT for c in current):
+        acts += [
+            WriteStatus(tr.child_conflict(o.status, o.meta, message, o.now)),
+            Emit(Reason.CHILD_CONFLICT, message, True),
+        ]
+    return [*acts, Requeue(CONFLICT_POLL)]
+
+
+# -- planning ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    decision: Decision
+    actions: list[Action]
+    """Ledger actions: this job's booking and any jobs moved aside for it."""
+
+
+def _decide(o: Observed, spec: TrainingJobSpec, previous: Decision | None, *, preempt: bool) -> _Plan:
+    """Plan this job against every other booking. With `preempt`, deferred jobs in its way may be
+    moved aside (each still meeting its own deadline) when it would otherwise be late."""
+    settings = o.settings.planner
+    views = [o.forecasts[r].forecast for r in sorted(o.forecasts)]
+    # Jobs due within the current slot are about to be released: not worth moving.
+    movable = {k: m for k, m in o.ledger.movable.items() if m.decision.start > o.now + settings.slot} if preempt else {}
+    others = [
+        r if r.end > o.now else Reservation(r.region, r.start, o.now + settings.slot, r.gpus)
+        for k, r in o.ledger.bookings.items()
+        if k not in movable
+    ]
+    request = spec.request(o.now, previous)
+    acts: list[Action] = []
+    if movable:
+        requests = [_with_previous(m) for m in movable.values()]
+        outcome = plan_with_preemption([request], requests, views, others, o.now, settings, o.ledger.memo)
+        decision = outcome.decisions[0]
+        acts += [MoveAside(d, movable[d.key].decision, movable[d.key].request.gpus) for d in outcome.moved]
+    else:
+        decision = plan([request], [v for v in views if v.region in spec.regions], others, o.now, settings)[0]
+    waits = decision.start > o.now + settings.slot
+    booking = Reservation(decision.region, decision.start, decision.end, spec.gpus)
+    # Others see this job at its new plan at once, movable while it waits.
+    acts.insert(0, Book(booking, MovableJob(request, decision) if waits else None))
+    return _Plan(decision, acts)
+
+
+def _with_previous(m: MovableJob) -> JobRequest:
+    return replace(m.request, previous=m.decision)
+
+
+def _results(o: Observed, spec: TrainingJobSpec) -> list[ForecastResult]:
+    return [o.forecasts[r].result for r in spec.regions if r in o.forecasts]
+
+
+def _source(o: Observed, region: str) -> ForecastResult | None:
+    data = o.forecasts.get(region)
+    return data.result if data else None
+
+
+def _manifest(o: Observed, spec: TrainingJobSpec, decision: Decision, *, suspend: bool) -> dict[str, Any]:
+    region = o.settings.regions[decision.region]
+    return build_job(
+        gtj_name=spec.name,
+        gtj_uid=spec.uid,
+        namespace=spec.namespace,
+        template=spec.template,
+        parallelism=spec.parallelism,
+        backoff_limit=spec.backoff_limit,
+        region=decision.region,
+        node_selector=region.node_selector,
+        tolerations=region.tolerations,
+        power_limit_watts=decision.power_limit_watts,
+        intensity=decision.forecast_intensity,
+        suspend=suspend,
+        metrics_port=o.settings.metrics_port,
+        # Granted whenever the policy may set a limit: a re-plan can change the limit of a waiting
+        # Job, but not its containers' security context.
+        grant_power_capability=o.settings.grant_power_limit_capability and spec.power.policy is not PowerPolicy.NONE,
+        template_hash=template_hash(spec.template),
+    )
+
+
+def _template_changed(child: ChildState, spec: TrainingJobSpec, spec_changed: bool) -> bool:
+    """The child was built from another pod template and can still be rebuilt (never started).
+    A child from an older operator carries no digest: rebuilt after any spec edit."""
+    if child.started:
+        return False
+    if child.template_hash is None:
+        return spec_changed
+    return child.template_hash != template_hash(spec.template)
+
+
+def _place_waiting_child(o: Observed, spec: TrainingJobSpec, decision: Decision, spec_changed: bool) -> list[Action]:
+    """Point the suspended child at a plan: create it if it is gone, rebuild it from a new template,
+    else patch its placement (a suspended, never-started Job's scheduling directives are mutable)."""
+    child = o.child
+    if child is None:
+        return [CreateChild(_manifest(o, spec, decision, suspend=True))]
+    if _template_changed(child, spec, spec_changed):
+        return [RecreateChild(_manifest(o, spec, decision, suspend=True))]
+    region = o.settings.regions[decision.region]
+    patch = placement_patch(
+        node_selector=region.node_selector,
+        previous_node_selector=child.node_selector,
+        tolerations=region.tolerations,
+        user_template=spec.template,
+        region=decision.region,
+        power_limit_watts=decision.power_limit_watts,
+        intensity=decision.forecast_intensity,
+    )
+    return [PatchChild(patch)]
+
+
+def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
+    burst = o.ledger.in_burst
+    # In a burst, plan at once without searching for room; late jobs search once it is over.
+    p = _decide(o, spec, decision_from_status(spec.key, o.status), preempt=not burst)
+    d = p.decision
+    acts: list[Action] = [*p.actions, PlanRecorded(late=burst and d.deadline_at_risk)]
+    start_now = d.start <= o.now + START_TOLERANCE
+    child = o.child
+    if child is None:
+        acts.append(CreateChild(_manifest(o, spec, d, suspend=not start_now)))
+        released = start_now
+    elif not child.suspended:
+        released = True  # a previous process created and released it, then died before writing status
+    elif _template_changed(child, spec, spec_changed=True):
+        acts.append(RecreateChild(_manifest(o, spec, d, suspend=not start_now)))
+        released = start_now
+    elif start_now:
+        acts += [*_place_waiting_child(o, spec, d, False), SetSuspended(False)]
+        released = True
+    else:
+        acts += _place_waiting_child(o, spec, d, False)
+        released = False
+    acts += _write_plan(o, spec, d, released=released, replanned=False)
+    return [*acts, Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start))]
+
+
+def _write_plan(
+    o: Observed, spec: TrainingJobSpec, d: Decision, *, released: bool, replanned: bool, note: str = ""
+) -> list[Action]:
+    patch = tr.planned(
+        o.status,
+        spec,
+        d,
+        _results(o, spec),
+        _source(o, d.region),
+        released=released,
+        replanned=replanned,
+        now=o.now,
+        note=note,
+    )
+    reason = Reason.REPLANNED if replanned else (Reason.STARTED_NOW if released else Reason.WAITING_FOR_WINDOW)
+    outcome = "replanned" if replanned else ("started" if released else "deferred")
+    message = patch["plan"]["reason"]
+    acts: list[Action] = [
+        WriteStatus(patch),
+        Emit(reason, message, warning=d.deadline_at_risk),
+        RecordDecision(outcome, d.deadline_at_risk, d.region, d.expected_grams, d.baseline_grams, first=not replanned),
+    ]
+    if released:
+        acts.append(RecordRelease(max((o.now - spec.created).total_seconds(), 0.0)))
+    return acts
+
+
+def _sleep_while_deferred(o: Observed, spec: TrainingJobSpec, planned: datetime) -> float:
+    wake = min(planned, spec.latest_start, o.now + o.settings.replan_interval)
+    return max((wake - o.now).total_seconds(), 0.0)
+
+
+# -- waiting -------------------------------------------------------------------------------------
+
+
+def _while_deferred(o: Observed, spec: TrainingJobSpec) -> list[Action]:
+    current = decision_from_status(spec.key, o.status)
+    spec_changed = o.status.get("observedGeneration") != spec.generation
+    if current is None:  # a status this version cannot read: plan afresh
+        return _first_plan(o, spec)
+    pending = o.ledger.pending_move
+    if pending is not None:
+        return _apply_move(o, spec, current, spec_changed)
+    planned = current.start
+    latest = spec.latest_start
+    due = o.now >= next_replan(o.status, o.settings.replan_interval) and o.now < planned and o.now < latest
+    # A late job (left so by a burst, or still at risk at a re-plan) searches for room by moving
+    # deferred jobs aside, as on arrival; never while a first decision waits.
+    search = not spec_changed and (o.ledger.rescue or (due and o.ledger.at_risk)) and o.ledger.may_rescue
+    if spec_changed or due or search:
+        return _replan(o, spec, current, spec_changed=spec_changed, search=search, record=due)
+    if o.now + START_TOLERANCE >= planned or o.now >= latest:
+        return _release(o, spec, current)
+    waiting: list[Action] = []
+    if o.child is None:  # someone deleted the suspended child: recreate it on the current plan
+        waiting.append(CreateChild(_manifest(o, spec, current, suspend=True)))
+    return [
+        *waiting,
+        Book(_booking(spec, current), MovableJob(spec.request(o.now, current), current)),
+        Requeue(_sleep_while_deferred(o, spec, planned)),
+    ]
+
+
+def _booking(spec: TrainingJobSpec, d: Decision) -> Reservation:
+    return Reservation(d.region, d.start, d.end, spec.gpus)
+
+
+def _same_place(a: Decision, b: Decision) -> bool:
+    return (a.region, a.start, a.power_limit_watts) == (b.region, b.start, b.power_limit_watts)
+
+
+def _apply_move(o: Observed, spec: TrainingJobSpec, current: Decision, spec_changed: bool) -> list[Action]:
+    """Another job's arrival moved this one aside. Apply it unless this job's plan changed
+    meanwhile (its own re-plan or a spec edit), which supersedes the move."""
+    pending = o.ledger.pending_move
+    assert pending is not None
+    if spec_changed or not _same_place(current, pending.previous):
+        movable = MovableJob(spec.request(o.now, current), current)
+        return [SettleMove(), Book(_booking(spec, current), movable), Requeue(0.0)]
+    d = pending.decision
+    return [
+        SettleMove(),
+        *_place_waiting_child(o, spec, d, False),
+        *_write_plan(o, spec, d, released=False, replanned=True, note=f"moved aside for {pending.for_job}"),
+        Requeue(0.0),
+    ]
+
+
+def _replan(
+    o: Observed, spec: TrainingJobSpec, current: Decision, *, spec_changed: bool, search: bool, record: bool
+) -> list[Action]:
+    """Plan again; write the new plan when it moved, else (`record`) that it was re-checked."""
+    p = _decide(o, spec, None if spec_changed else current, preempt=search)
+    d = p.decision
+    acts: list[Action] = [*p.actions]
+    if search:
+        acts.append(RescueTried())
+    if spec_changed or not _same_place(d, current):
+        acts += _place_waiting_child(o, spec, d, spec_changed)
+        acts += _write_plan(o, spec, d, released=False, replanned=True)
+    elif record:
+        acts.append(WriteStatus(tr.rechecked(o.status, spec, _results(o, spec), o.now)))
+    return [*acts, Requeue(0.0)]
+
+
+def _release(o: Observed, spec: TrainingJobSpec, current: Decision) -> list[Action]:
+    now = o.now
+    latest = spec.latest_start
+    # Its GPUs are taken from now, whatever the plan said (a late job starts at its latest start,
+    # before its planned one), and it can no longer be moved aside.
+    acts: list[Action] = [Book(Reservation(current.region, now, now + current.expected_duration, spec.gpus))]
+    child = o.child
+    if child is None:
+        acts.append(CreateChild(_manifest(o, spec, current, suspend=False)))
+    elif _template_changed(child, spec, spec_changed=False):
+        acts.append(RecreateChild(_manifest(o, spec, current, suspend=False)))
+    elif child.suspended:
+        acts.append(SetSuspended(False))
+    if tr.window_reached(current.start, latest, now, START_TOLERANCE):
+        reason, what = Reason.WINDOW_REACHED, "its low-carbon window"
+    else:
+        reason, what = Reason.LATEST_START_REACHED, "its latest start (the deadline holds)"
+    message = f"Started in {current.region} at {now:%H:%M} UTC: {what}"
+    patch = tr.released(o.status, spec, reason, message, latest, now)
+    return [
+        *acts,
+        WriteStatus(patch),
+        Emit(reason, message),
+        RecordRelease(max((now - spec.created).total_seconds(), 0.0)),
+        Requeue(0.0),
+    ]
+
+
+# -- released ------------------------------------------------------------------------------------
+
+
+def _follow(o: Observed, spec: TrainingJobSpec) -> list[Action]:
+    child = o.child
+    if child is None or child.finished:
+        return _finish(o, spec, child)
+    phase, conditions = tr.following(o.status, spec.generation, child, o.pods, o.now)
+    acts: list[Action] = [Book(_released_booking(o, spec))]
+    patch: dict[str, Any] = {}
+    before = o.status.get("conditions") or []
+    if conditions != before or Phase.of(o.status.get("phase")) is not phase:
+        patch.update(phase=str(phase), conditions=conditions)
+        was_unschedulable = any(c.get("reason") == Reason.UNSCHEDULABLE for c in before)
+        now_unschedulable = any(c.get("reason") == Reason.UNSCHEDULABLE for c in conditions)
+        if now_unschedulable and not was_unschedulable:
+            msg = next(c["message"] for c in conditions if c.get("reason") == Reason.UNSCHEDULABLE)
+            acts.append(Emit(Reason.UNSCHEDULABLE, msg, warning=True))
+    live = o.live_energy
+    current = o.status.get("energy") or {}
+    if live is not None and not (current.get("live") and round(live.joules, 3) == current.get("joules")):
+        patch["energy"] = {
+            "joules": round(live.joules, 3),
+            "kilowattHours": f"{live.joules / 3.6e6:.3f}",
+            "source": live.meter,
+            "live": True,
+            "updatedAt": rfc3339(o.now),
+        }
+    if patch:
+        acts.append(WriteStatus(patch))
+    poll = RUNNING_POLL
+    if o.settings.live_energy_interval is not None:
+        poll = min(poll, o.settings.live_energy_interval.total_seconds())
+    return [*acts, Requeue(poll)]
+
+
+def _released_booking(o: Observed, spec: TrainingJobSpec) -> Reservation | None:
+    """A released job holds its GPUs from its start for its expected duration; one running past it
+    keeps them until the next slot."""
+    current = decision_from_status(spec.key, o.status)
+    if current is None:
+        return None
+    started = o.status.get("startTime")
+    start = parse_rfc3339(str(started)) if started else current.start
+    end = max(start + current.expected_duration, o.now + o.settings.planner.slot)
+    return Reservation(current.region, start, end, spec.gpus)
+
+
+def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> list[Action]:
+    inputs = o.accounting
+    if inputs is None:  # the front-end gathers it when `needs` says so; look again
+        return [Requeue(0.0)]
+    acc = settle(o.status, inputs.energy, inputs.windows, inputs.actual, inputs.baseline)
+    phase, patch = tr.finished(o.status, spec.generation, child, acc, o.now)
+    region = str(o.status.get("region") or "")
+    reason = Reason.JOB_SUCCEEDED if phase is Phase.SUCCEEDED else Reason.JOB_FAILED
+    return [
+        WriteStatus(patch),
+        Book(None),
+        RecordFinish(str(phase), region, acc),
+        Emit(reason, acc.summary(str(phase)), warning=phase is Phase.FAILED),
+        Done(),
+    ]
