@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import yaml
 
 from green_operator.carbon.provider import DataSource, ForecastResult, SourceSpan
 from green_operator.carbon.series import series_from_values
@@ -16,6 +20,7 @@ from green_operator.status import (
     reservation_from_status,
     running_conditions,
 )
+from tests.support.cluster import REPO
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 
@@ -150,3 +155,33 @@ def test_observation_and_phases_follow_the_job() -> None:
     phase, c = running_conditions([], observe_job(None), 1, NOW)
     assert phase == "Failed"
     assert next(x for x in c if x["type"] == "Failed")["reason"] == "JobMissing"
+
+
+def test_carbon_condition_says_trace_data_when_the_region_is_configured_on_a_trace() -> None:
+    traced = replace(result(DataSource.TRACE), configured=DataSource.TRACE, error=None)
+    c = carbon_condition([], [traced], 1, NOW)
+    assert (c[0]["status"], c[0]["reason"]) == ("True", "TraceData")
+    assert c[0]["message"] == "europe-west9: trace data from emaps (configured)"
+    # Next to a live region the data is still not all live: the reason says trace.
+    mixed = carbon_condition([], [result(DataSource.LIVE), traced], 1, NOW)
+    assert (mixed[0]["status"], mixed[0]["reason"]) == ("True", "TraceData")
+    assert carbon_condition([], [result(DataSource.LIVE)], 1, NOW)[0]["reason"] == "LiveData"
+    # The same trace standing in for a live provider is a fallback.
+    fallback = carbon_condition([], [result(DataSource.TRACE)], 1, NOW)
+    assert (fallback[0]["status"], fallback[0]["reason"]) == ("False", "FallbackData")
+    # And a configured trace with no data now (static fills in) is one too.
+    ran_out = replace(result(DataSource.STATIC), configured=DataSource.TRACE)
+    assert carbon_condition([], [ran_out], 1, NOW)[0]["reason"] == "FallbackData"
+
+
+def test_the_plan_records_a_trace_as_its_data_source() -> None:
+    traced = replace(result(DataSource.TRACE), configured=DataSource.TRACE, error=None)
+    assert plan_fields(decision(), traced, NOW)["dataSource"] == "trace"
+
+
+def test_the_crd_documents_every_data_source_the_plan_may_record() -> None:
+    crd = yaml.safe_load((REPO / "crds" / "greentraining.io_greentrainingjobs.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    plan = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]["plan"]
+    documented, _, _ = plan["properties"]["dataSource"]["description"].partition(":")
+    assert set(re.split(r",\s*|\s+or\s+", documented)) == {str(s) for s in DataSource}

@@ -53,6 +53,8 @@ class Reason:
     DEADLINE_INFEASIBLE = "DeadlineInfeasible"
     STARTED_LATE = "StartedAfterLatestStart"
     LIVE_DATA = "LiveData"
+    TRACE_DATA = "TraceData"
+    """The region is configured to plan on a carbon trace file, and does: by design, not a fallback."""
     FALLBACK_DATA = "FallbackData"
     STALE_DATA = "StaleData"
 

@@ -71,16 +71,27 @@ def reservation_from_status(status: Mapping[str, Any], gpus: int) -> Reservation
 def carbon_condition(
     existing: Sequence[Mapping[str, Any]], results: Sequence[ForecastResult], generation: int, now: datetime
 ) -> list[dict[str, Any]]:
-    """CarbonDataAvailable: True when every candidate region's data for the present is fresh live data.
+    """CarbonDataAvailable: True when every candidate region's data for the present is fresh live data,
+    or the trace file the region is configured with (reason TraceData: replayed, not measured).
 
     A provider's forecast rarely spans the whole planning horizon (Electricity Maps ~72 h, UK 48 h);
     the rest is filled from traces or static factors. That is said in the message, but only a fallback
-    in force now (the provider failing) turns the condition False, with the provider's error.
+    in force now (the provider failing) turns the condition False, with the provider's error. A trace
+    standing in for a failing live provider is such a fallback.
     """
-    degraded = [r for r in results if r.stale or r.source_at(now) not in (DataSource.LIVE, None)]
+
+    def by_trace(r: ForecastResult) -> bool:
+        return r.configured is DataSource.TRACE and r.source_at(now) is DataSource.TRACE
+
+    degraded = [r for r in results if r.stale or not (r.source_at(now) in (DataSource.LIVE, None) or by_trace(r))]
     if not degraded:
         parts = []
         for r in results:
+            if by_trace(r):
+                until = r.spans[0].end if len(r.spans) > 1 else None
+                tail = f" until {rfc3339(until)}, then {r.provider}" if until else ""
+                parts.append(f"{r.region}: trace data from {r.provider.split('+')[0]} (configured){tail}")
+                continue
             until = r.live_until
             tail = f" until {rfc3339(until)}, then {r.provider}" if r.source is not DataSource.LIVE and until else ""
             parts.append(f"{r.region}: live data from {r.provider.split('+')[0]}{tail}")
@@ -88,7 +99,7 @@ def carbon_condition(
             existing,
             cond.CARBON_DATA_AVAILABLE,
             "True",
-            Reason.LIVE_DATA,
+            Reason.TRACE_DATA if any(by_trace(r) for r in results) else Reason.LIVE_DATA,
             "; ".join(parts)[:1024],
             generation=generation,
             now=now,

@@ -14,6 +14,7 @@ from green_operator.carbon import DataSource
 from green_operator.carbon.config import CarbonConfigError, parse_carbon_config
 from green_operator.carbon.metrics import CarbonMetrics
 from green_operator.carbon.service import CarbonService, UnknownRegionError
+from green_operator.status import carbon_condition
 
 H = timedelta(hours=1)
 TOKEN = "emaps-secret-token-42"
@@ -163,6 +164,7 @@ def test_no_cache_uses_the_trace_then_static(build, server, clock, registry):
     assert "HTTP 503" in r.error
     assert "from trace demo/DE" in r.error
     assert r.data_fetched_at is None
+    assert r.configured is DataSource.LIVE  # a fallback, not the region's choice
     assert sample(registry, "greentraining_provider_data_age_seconds", region="fi") == math.inf
 
     r = build(trace=False).forecast("fi", *window(clock))
@@ -301,11 +303,35 @@ def test_static_only_region_says_so(build, clock, registry):
     assert sample(registry, "greentraining_provider_data_age_seconds", region="quiet") == math.inf
 
 
-def test_trace_as_primary_provider_is_live(build, clock):
+def test_trace_as_primary_provider_is_reported_as_trace(build, clock, registry):
     svc = build(extra_regions=[{"name": "demo-de", "carbon": {"provider": "demo", "zone": "DE"}}])
-    r = svc.forecast("demo-de", *window(clock))
-    assert (r.source, r.provider, r.error) == (DataSource.LIVE, "demo", None)
-    assert r.series.value_at(clock.now) == 500.0
+    for r in (svc.forecast("demo-de", *window(clock)), svc.history("demo-de", clock.now - 2 * H, clock.now)):
+        # Replayed data, never passed off as live; but what the region is configured with, so no error.
+        assert (r.source, r.configured, r.provider, r.error) == (DataSource.TRACE, DataSource.TRACE, "demo", None)
+        assert [s.source for s in r.spans] == [DataSource.TRACE]
+        assert r.data_fetched_at is None
+        assert not r.stale
+    assert svc.forecast("demo-de", *window(clock)).series.value_at(clock.now) == 500.0
+    assert sample(registry, "greentraining_provider_fallback_active", region="demo-de", source="trace") == 1
+    assert sample(registry, "greentraining_provider_fallback_active", region="demo-de", source="live") == 0
+    # A trace does not age: the stale-data alert (age above its threshold) stays quiet for it.
+    assert sample(registry, "greentraining_provider_data_age_seconds", region="demo-de") == 0
+    assert sample(registry, "greentraining_provider_requests_total", provider="demo", outcome="success") == 0
+
+
+def test_the_condition_tells_a_configured_trace_from_a_trace_fallback(build, server, clock):
+    svc = build(extra_regions=[{"name": "demo-de", "carbon": {"provider": "demo", "zone": "DE"}}])
+    configured = svc.forecast("demo-de", *window(clock))
+    (c,) = carbon_condition([], [configured], 1, clock.now)
+    assert (c["status"], c["reason"]) == ("True", "TraceData")
+    assert c["message"] == "demo-de: trace data from demo (configured)"
+    server.down = True
+    fallback = svc.forecast("fi", *window(clock))  # the live provider fails: its fallback trace stands in
+    assert (fallback.source, fallback.configured) == (DataSource.TRACE, DataSource.LIVE)
+    (c,) = carbon_condition([], [configured, fallback], 1, clock.now)
+    assert (c["status"], c["reason"]) == ("False", "FallbackData")
+    assert c["message"].startswith("fi: trace data from demo (")
+    assert "HTTP 503" in c["message"]
 
 
 def test_regions_and_bad_arguments(build, clock):

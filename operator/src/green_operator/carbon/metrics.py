@@ -29,7 +29,8 @@ class CarbonMetrics:
     - ``greentraining_provider_errors_total{provider,reason}``: failures by reason (see ErrorReason).
     - ``greentraining_provider_data_age_seconds{region}``: age of the provider data in the region's
       last answer; with only trace/static data in it, the time since the region's last successful
-      live fetch, or +Inf if there never was one.
+      live fetch, or +Inf if there never was one; 0 for a region configured on a trace file while
+      its answer is that trace (replayed data does not age).
     - ``greentraining_provider_fallback_active{region,source}``: 1 for the source of the last answer
       (its worst part: live < cached < trace < static), 0 for the others.
     """

@@ -92,11 +92,15 @@ class ForecastResult:
     stale: bool
     error: str | None = None
     """Why the answer is degraded (the live provider's sanitised error, which fallback covers which
-    stretch); None exactly when the whole window is fresh live data."""
+    stretch); None exactly when the whole window is fresh data from the configured live provider or
+    trace."""
     spans: tuple[SourceSpan, ...] = ()
     """Which source covers which part of the window, in time order."""
     data_fetched_at: datetime | None = None
     """Fetch time of the oldest provider data used; None when only trace/static values were used."""
+    configured: DataSource = DataSource.LIVE
+    """The source the region is configured to plan on: LIVE for a live provider, TRACE when its
+    provider is a trace file, STATIC when it has none. Data from it is by design, not a fallback."""
 
     @property
     def degraded(self) -> bool:

@@ -4,6 +4,8 @@ Fallback chain for ``forecast`` and ``history`` over [start, end):
 
 1. **live**: the region's provider, unless it is backing off after failures or was told to wait by
    a 429. A live answer younger than ``cacheTTL`` is reused without a request (still ``live``).
+   A region whose provider is a trace file reads it directly instead, reported as ``trace``: replayed
+   data, never passed off as live (the result's ``configured`` says it is the region's choice).
 2. **cached**: the provider's last good answer for that zone (and, for history, its last forecast
    covering the window), reported ``stale`` once older than ``staleAfter``.
 3. **trace**: the region's ``fallbackTrace``.
@@ -194,6 +196,9 @@ class CarbonService:
         notes: list[str] = []
         if rc.provider is None:
             notes.append(f"no live provider configured for region {region}")
+        elif self._configured(rc) is DataSource.TRACE:
+            # In memory, nothing to cache or back off from.
+            self._read_trace(rc.provider, zone, kind, start, end, candidates, notes)
         else:
             found, err = self._provider_data(rc, kind, start, end, now)
             candidates.extend(found)
@@ -201,12 +206,7 @@ class CarbonService:
                 notes.append(err)
         if rc.fallback_trace is not None:
             ref = rc.fallback_trace
-            tp = self._providers[ref.provider]
-            try:
-                ts = (tp.forecast if kind is _Kind.FORECAST else tp.history)(ref.zone, start, end)
-                candidates.append(Candidate(DataSource.TRACE, ref.provider, ts))
-            except ProviderError as exc:
-                notes.append(str(exc))
+            self._read_trace(ref.provider, ref.zone, kind, start, end, candidates, notes)
         grid = candidates[0].series.step if candidates else timedelta(hours=1)
         candidates.append(
             Candidate(
@@ -217,6 +217,29 @@ class CarbonService:
         )
         series, spans = assemble(zone, start, end, candidates)
         return self._result(rc, series, spans, notes, now)
+
+    def _configured(self, rc: RegionCarbonConfig) -> DataSource:
+        if rc.provider is None:
+            return DataSource.STATIC
+        return DataSource.TRACE if isinstance(self._providers[rc.provider], TraceProvider) else DataSource.LIVE
+
+    def _read_trace(
+        self,
+        name: str,
+        zone: str,
+        kind: _Kind,
+        start: datetime,
+        end: datetime,
+        candidates: list[Candidate],
+        notes: list[str],
+    ) -> None:
+        tp = self._providers[name]
+        try:
+            ts = (tp.forecast if kind is _Kind.FORECAST else tp.history)(zone, start, end)
+        except ProviderError as exc:
+            notes.append(str(exc))
+        else:
+            candidates.append(Candidate(DataSource.TRACE, name, ts))
 
     def _provider_data(
         self, rc: RegionCarbonConfig, kind: _Kind, start: datetime, end: datetime, now: datetime
@@ -324,6 +347,7 @@ class CarbonService:
         now: datetime,
     ) -> ForecastResult:
         stale_after = self._settings.stale_after
+        configured = self._configured(rc)
         source = max((s.source for s in spans), key=_ORDER.index)
         stale = any(s.fetched_at is not None and now - s.fetched_at > stale_after for s in spans)
         fetched = [s.fetched_at for s in spans if s.fetched_at is not None]
@@ -336,13 +360,16 @@ class CarbonService:
         if source is not DataSource.LIVE or stale:
             parts = [
                 *notes,
-                *(_describe(s, rc, now, stale_after) for s in spans if _worth_noting(s, now, stale_after)),
+                *(_describe(s, rc, now, stale_after) for s in spans if _worth_noting(s, rc, now, stale_after)),
             ]
-            error = "; ".join(parts)
-            if len(error) > _MAX_ERROR_CHARS:
+            error = "; ".join(parts) or None
+            if error is not None and len(error) > _MAX_ERROR_CHARS:
                 error = error[: _MAX_ERROR_CHARS - 3] + "..."
         if data_fetched_at is not None:
             age = (now - data_fetched_at).total_seconds()
+        elif configured is DataSource.TRACE and source is DataSource.TRACE:
+            # A replayed trace does not age, and there is no live provider to wait for.
+            age = 0.0
         else:
             with self._lock:
                 last = self._last_live.get(rc.region)
@@ -357,10 +384,13 @@ class CarbonService:
             error=error,
             spans=spans,
             data_fetched_at=data_fetched_at,
+            configured=configured,
         )
 
 
-def _worth_noting(s: SourceSpan, now: datetime, stale_after: timedelta) -> bool:
+def _worth_noting(s: SourceSpan, rc: RegionCarbonConfig, now: datetime, stale_after: timedelta) -> bool:
+    if s.source is DataSource.TRACE and s.provider == rc.provider:
+        return False  # the region's configured trace: what it plans on by design
     if s.source is not DataSource.LIVE:
         return True
     return s.fetched_at is not None and now - s.fetched_at > stale_after
