@@ -1,0 +1,49 @@
+"""The operator's own metrics: decision outcomes are exclusive, deadline risk is a label of its own."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from green_operator.metrics import DECISION_OUTCOMES, OperatorMetrics
+
+DECISIONS = "greentraining_decisions_total"
+
+
+def _decisions(registry: CollectorRegistry) -> dict[tuple[str, str], float]:
+    """(outcome, deadline_at_risk) -> count, for every series the registry exports."""
+    return {
+        (s.labels["outcome"], s.labels["deadline_at_risk"]): s.value
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == DECISIONS
+    }
+
+
+def test_every_decision_series_exists_at_zero_before_the_first_decision() -> None:
+    registry = CollectorRegistry()
+    OperatorMetrics(registry)
+    series = _decisions(registry)
+    assert set(series) == {(o, r) for o in ("deferred", "started", "replanned") for r in ("true", "false")}
+    assert set(series.values()) == {0.0}
+
+
+def test_a_decision_at_risk_is_counted_once() -> None:
+    registry = CollectorRegistry()
+    metrics = OperatorMetrics(registry)
+    metrics.record_decision("started", at_risk=True)
+    metrics.record_decision("deferred", at_risk=False)
+    metrics.record_decision("deferred", at_risk=False)
+    series = _decisions(registry)
+    # A sum over outcomes is the number of decisions: the risk is not an outcome of its own.
+    assert sum(series.values()) == 3
+    assert series[("started", "true")] == 1
+    assert series[("deferred", "false")] == 2
+    assert sum(v for (_, risk), v in series.items() if risk == "true") == 1
+    assert "deadline_at_risk" not in DECISION_OUTCOMES
+
+
+def test_an_unknown_outcome_is_refused() -> None:
+    metrics = OperatorMetrics(CollectorRegistry())
+    with pytest.raises(ValueError, match="unknown decision outcome 'deadline_at_risk'"):
+        metrics.record_decision("deadline_at_risk", at_risk=True)
