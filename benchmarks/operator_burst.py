@@ -6,7 +6,9 @@ apiserver spent, how long the operator then works on moving deferred jobs aside 
 planned late during the burst (and how many it saved), and, in the same run, the time to create
 1,000 plain suspended Jobs with the same client and concurrency (the raw API cost), with the
 ratio between the two. Needs `make cluster-up`; run with `make bench` or
-`.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16]`.
+`.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16] [--timeout 600]`.
+Every wait is bounded (`--timeout` for the decisions, every API call by REQUEST_TIMEOUT): a run that
+cannot finish ends with an error and exit status 1 instead of hanging.
 """
 
 from __future__ import annotations
@@ -19,20 +21,166 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.cluster import kubeconfig, kubectl  # noqa: E402
+from tests.support.cluster import apply_crds, kubeconfig  # noqa: E402
 from tests.support.operator import OperatorProcess  # noqa: E402
-from tests.support.waiting import wait_for  # noqa: E402
+from tests.support.waiting import WaitTimeoutError, wait_for  # noqa: E402
 
 GROUP, VERSION, PLURAL = "greentraining.io", "v1alpha1", "greentrainingjobs"
+DECIDED_PHASES = ("Deferred", "Running", "Succeeded", "Failed")
+REQUEST_TIMEOUT = 30.0
+"""Client-side limit on every API call: a connection that stalls fails instead of hanging the run."""
+WATCH_SECONDS = 30
+# The list must be read again: 410 Gone (the watch's version was compacted) or 504 "Too large resource
+# version" (a freshly restarted apiserver's watch cache is behind the version it was asked for). A
+# throttled or unavailable apiserver (429, 500, 503) is asked again too.
+RELIST = {410, 429, 500, 503, 504}
+
+
+class WatchError(RuntimeError):
+    """The watch on the GreenTrainingJobs stopped on an error it cannot recover from."""
+
+
+class DecisionWatch:
+    """When each GreenTrainingJob first had a decision (a phase past Pending), from a list then a watch
+    from the list's resourceVersion, so nothing between the two is missed. A watch that ends is resumed
+    from the last version seen; one the apiserver refuses (RELIST) starts over from a fresh list. Any
+    other error is kept in ``error`` and ends the thread: waiters check it instead of waiting forever.
+
+    ``list_jobs()`` returns the list (items and metadata.resourceVersion); ``watch_jobs(rv)`` yields raw
+    watch events from ``rv`` and raises ApiException on an error event or response.
+    """
+
+    def __init__(
+        self,
+        list_jobs: Callable[[], dict[str, Any]],
+        watch_jobs: Callable[[str], Iterator[dict[str, Any]]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        retry_pause: float = 0.5,
+    ) -> None:
+        self._list_jobs = list_jobs
+        self._watch_jobs = watch_jobs
+        self._clock = clock
+        self._retry_pause = retry_pause
+        self.decided: dict[str, float] = {}
+        self.relists = 0
+        self.resumes = 0
+        self.error: BaseException | None = None
+        self.listed = threading.Event()
+        self.stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="decision-watch", daemon=True)
+
+    def start(self) -> DecisionWatch:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = WATCH_SECONDS + 15) -> None:
+        self.stopped.set()
+        self._thread.join(timeout)
+
+    def check(self) -> None:
+        err = self.error
+        if err is not None:
+            detail = f"HTTP {err.status} {err.reason}" if isinstance(err, ApiException) else repr(err)
+            raise WatchError(f"the watch on GreenTrainingJobs failed: {detail}") from err
+
+    def _record(self, obj: dict[str, Any]) -> None:
+        name = obj["metadata"]["name"]
+        if (obj.get("status") or {}).get("phase") in DECIDED_PHASES and name not in self.decided:
+            self.decided[name] = self._clock()
+
+    def _list(self) -> str:
+        listed = self._list_jobs()
+        for obj in listed["items"]:
+            self._record(obj)
+        self.listed.set()
+        return str(listed["metadata"]["resourceVersion"])
+
+    def _watch(self, rv: str) -> str:
+        """Watch from ``rv`` until the server ends the watch; the last version seen."""
+        for event in self._watch_jobs(rv):
+            obj = event["object"]
+            rv = obj["metadata"].get("resourceVersion") or rv
+            if event["type"] in ("ADDED", "MODIFIED"):
+                self._record(obj)
+            if self.stopped.is_set():
+                break
+        return rv
+
+    def _run(self) -> None:
+        rv: str | None = None
+        try:
+            while not self.stopped.is_set():
+                try:
+                    if rv is None:
+                        rv = self._list()
+                    rv = self._watch(rv)
+                except ApiException as exc:
+                    if exc.status not in RELIST:
+                        raise
+                    rv = None
+                    self.relists += 1
+                    self.stopped.wait(self._retry_pause)
+                except urllib3.exceptions.HTTPError:
+                    # The connection dropped or stalled past its timeout: resume from the last version.
+                    self.resumes += 1
+                    self.stopped.wait(self._retry_pause)
+        except BaseException as exc:  # kept for the waiter, which ends the run with it
+            self.error = exc
+
+    def wait_listed(self, timeout: float) -> None:
+        wait_for(lambda: self.listed.is_set() or self.error is not None, timeout=timeout, message="the first list")
+        self.check()
+
+    def wait_decided(self, names: list[str], timeout: float) -> None:
+        """Until every one of ``names`` has a decision; raises WatchError or WaitTimeoutError, never hangs."""
+        wait_for(
+            lambda: self.error is not None or all(n in self.decided for n in names),
+            timeout=timeout,
+            interval=0.5,
+            message=lambda: (
+                f"decisions ({len(self.decided)}/{len(names)}; {self.relists} re-lists, {self.resumes} resumed watches)"
+            ),
+        )
+        self.check()
+
+
+def job_watch(custom: client.CustomObjectsApi, ns: str) -> DecisionWatch:
+    def list_jobs() -> dict[str, Any]:
+        listed = custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, _request_timeout=REQUEST_TIMEOUT)
+        return cast(dict[str, Any], listed)
+
+    def watch_jobs(rv: str) -> Iterator[dict[str, Any]]:
+        # timeout_seconds: the server ends the watch; _request_timeout: so does the client if it stalls.
+        # The client's own retry after a 410 is off with timeout_seconds: DecisionWatch re-lists instead.
+        w = watch.Watch()
+        stream = w.stream(
+            custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            ns,
+            PLURAL,
+            resource_version=rv,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _request_timeout=WATCH_SECONDS + 10,
+        )
+        for event in stream:
+            yield {"type": event["type"], "object": event["raw_object"]}
+
+    return DecisionWatch(list_jobs, watch_jobs)
 
 
 def gtj(name: str, i: int) -> dict[str, Any]:
@@ -118,7 +266,10 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def at_risk(custom: client.CustomObjectsApi, ns: str) -> int:
-    listed = cast(dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL))
+    listed = cast(
+        dict[str, Any],
+        custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, _request_timeout=REQUEST_TIMEOUT),
+    )
     items = listed["items"]
     return sum(
         any(
@@ -141,34 +292,25 @@ def main() -> int:
     cfg.connection_pool_maxsize = args.concurrency
     api = client.ApiClient(cfg)
     core, batch, custom = client.CoreV1Api(api), client.BatchV1Api(api), client.CustomObjectsApi(api)
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    apply_crds()
 
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     raw_ns = f"{ns}-raw"
     for n in (ns, raw_ns):
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=n)))
-    wait_for(lambda: core.read_namespaced_service_account("default", raw_ns), timeout=60, message="namespace")
+        core.create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=n)), _request_timeout=REQUEST_TIMEOUT
+        )
+    wait_for(
+        lambda: core.read_namespaced_service_account("default", raw_ns, _request_timeout=REQUEST_TIMEOUT),
+        timeout=60,
+        message="namespace",
+    )
     tmp = Path(tempfile.mkdtemp(prefix="green-bench-"))
     op = OperatorProcess(REPO / "examples" / "operator-config.yaml", ns, tmp / "operator.log").start()
-    decided: dict[str, float] = {}
-    stop = threading.Event()
-
-    def watch_decisions() -> None:
-        w = watch.Watch()
-        while not stop.is_set():
-            for ev in w.stream(custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, timeout_seconds=5):
-                obj = ev["object"]
-                phase = (obj.get("status") or {}).get("phase")
-                name = obj["metadata"]["name"]
-                if phase in ("Deferred", "Running", "Succeeded", "Failed") and name not in decided:
-                    decided[name] = time.monotonic()
-                if stop.is_set():
-                    break
-
-    watcher = threading.Thread(target=watch_decisions, daemon=True)
-    watcher.start()
-    time.sleep(1.0)  # let the watch establish before the burst
+    watcher = job_watch(custom, ns).start()
     try:
+        # Listed before the burst, and watched from that list's version: no decision is missed.
+        watcher.wait_listed(timeout=60)
         names = [f"gtj-{i:05d}" for i in range(args.jobs)]
         assert op.proc is not None
         op_pid, api_pid = op.proc.pid, apiserver_pid()
@@ -179,19 +321,17 @@ def main() -> int:
         op_cpu0, api_cpu0 = cpu_seconds(op_pid), api_cpu_now()
         t_start = time.monotonic()
         create_seconds, created = create_all(
-            lambda body: custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body),
+            lambda body: custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, body, _request_timeout=REQUEST_TIMEOUT
+            ),
             [(n, gtj(n, i)) for i, n in enumerate(names)],
             args.concurrency,
         )
-        wait_for(
-            lambda: len(decided) >= args.jobs,
-            timeout=args.timeout,
-            interval=0.5,
-            message=lambda: f"decisions ({len(decided)}/{args.jobs})",
-        )
-        total = max(decided.values()) - t_start
+        watcher.wait_decided(names, timeout=args.timeout)
+        decided = dict(watcher.decided)
+        total = max(decided[n] for n in names) - t_start
         latencies = [decided[n] - created[n] for n in names]
-        jobs = batch.list_namespaced_job(ns).items
+        jobs = batch.list_namespaced_job(ns, _request_timeout=REQUEST_TIMEOUT).items
         op_cpu = cpu_seconds(op_pid) - op_cpu0
         api_cpu = api_cpu_now() - api_cpu0
         rss_decided = peak_rss_mib(op_pid)
@@ -213,16 +353,16 @@ def main() -> int:
         api_cpu1 = api_cpu_now()
 
         raw_seconds, _ = create_all(
-            lambda body: batch.create_namespaced_job(raw_ns, body),
+            lambda body: batch.create_namespaced_job(raw_ns, body, _request_timeout=REQUEST_TIMEOUT),
             [(f"job-{i:05d}", plain_job(f"job-{i:05d}")) for i in range(args.jobs)],
             args.concurrency,
         )
         raw_api_cpu = api_cpu_now() - api_cpu1
     finally:
-        stop.set()
+        watcher.stop()
         op.stop()
         for n in (ns, raw_ns):
-            core.delete_namespace(n, propagation_policy="Background")
+            core.delete_namespace(n, propagation_policy="Background", _request_timeout=REQUEST_TIMEOUT)
 
     print(f"operator burst: {args.jobs} GreenTrainingJobs, {args.concurrency} concurrent creators")
     print(f"  creating the GreenTrainingJobs took      {create_seconds:7.2f} s")
@@ -247,4 +387,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (WaitTimeoutError, WatchError) as exc:
+        print(f"operator_burst: {exc}", file=sys.stderr)
+        sys.exit(1)

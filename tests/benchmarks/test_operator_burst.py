@@ -1,0 +1,108 @@
+"""The burst benchmark's wait for decisions: it recovers from a watch the apiserver refuses (410 Gone, 504
+"Too large resource version" on a freshly restarted cluster) and ends with an error instead of hanging."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from benchmarks.operator_burst import DecisionWatch, WatchError
+from kubernetes.client.exceptions import ApiException
+
+from tests.support.waiting import WaitTimeoutError
+
+Segment = list[dict[str, Any]] | ApiException
+
+
+def job(name: str, rv: str, phase: str | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "resourceVersion": rv}, "status": {"phase": phase} if phase else {}}
+
+
+class FakeApi:
+    """Lists answer in turn from ``lists``; each watch plays the next segment (events, or an error), and
+    once they are used up blocks until the watcher stops, as a quiet watch does."""
+
+    def __init__(self, lists: list[dict[str, Any]], segments: list[Segment]) -> None:
+        self.lists = lists
+        self.segments = segments
+        self.watched_from: list[str] = []
+        self.stopped = threading.Event()
+
+    def list_jobs(self) -> dict[str, Any]:
+        return self.lists.pop(0)
+
+    def watch_jobs(self, rv: str) -> Iterator[dict[str, Any]]:
+        self.watched_from.append(rv)
+        if not self.segments:
+            self.stopped.wait()
+            return
+        segment = self.segments.pop(0)
+        if isinstance(segment, ApiException):
+            raise segment
+        yield from segment
+
+
+def listing(rv: str, *items: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"resourceVersion": rv}, "items": list(items)}
+
+
+def started(api: FakeApi) -> DecisionWatch:
+    w = DecisionWatch(api.list_jobs, api.watch_jobs, retry_pause=0)
+    api.stopped = w.stopped
+    return w.start()
+
+
+def test_a_too_large_resource_version_relists_and_watches_from_the_new_list() -> None:
+    too_large = ApiException(status=504, reason="Timeout: Too large resource version: 30, current: 20")
+    api = FakeApi(
+        lists=[listing("10", job("a", "9")), listing("20", job("a", "15", "Deferred"))],
+        segments=[too_large, [{"type": "MODIFIED", "object": job("b", "21", "Running")}]],
+    )
+    w = started(api)
+    try:
+        w.wait_decided(["a", "b"], timeout=30)
+    finally:
+        w.stop()
+    assert api.watched_from[:2] == ["10", "20"]  # re-watched from the second list's version
+    assert w.relists == 1
+    assert w.error is None
+
+
+def test_a_gone_watch_relists_and_an_ended_one_resumes_from_the_last_version() -> None:
+    gone = ApiException(status=410, reason="Expired: too old resource version: 10 (15)")
+    api = FakeApi(
+        lists=[listing("10"), listing("16")],
+        segments=[
+            gone,
+            [{"type": "ADDED", "object": job("a", "17", "Pending")}, {"type": "BOOKMARK", "object": job("", "18")}],
+            [{"type": "MODIFIED", "object": job("a", "19", "Deferred")}],
+        ],
+    )
+    w = started(api)
+    try:
+        w.wait_decided(["a"], timeout=30)
+    finally:
+        w.stop()
+    # The watch that ended normally was resumed from its last version (the bookmark's), not re-listed.
+    assert api.watched_from[:3] == ["10", "16", "18"]
+    assert (w.relists, api.lists) == (1, [])
+
+
+def test_an_unrecoverable_watch_error_ends_the_wait_at_once() -> None:
+    api = FakeApi(lists=[listing("10")], segments=[ApiException(status=403, reason="Forbidden")])
+    w = started(api)
+    with pytest.raises(WatchError, match="Forbidden"):
+        w.wait_decided(["a"], timeout=600)  # returns on the error, not after the timeout
+    w.stop()
+
+
+def test_a_wait_without_decisions_ends_with_a_clear_error() -> None:
+    api = FakeApi(lists=[listing("10", job("a", "9"))], segments=[])
+    w = started(api)
+    try:
+        with pytest.raises(WaitTimeoutError, match=r"decisions \(0/1; 0 re-lists"):
+            w.wait_decided(["a"], timeout=0.5)
+    finally:
+        w.stop()
