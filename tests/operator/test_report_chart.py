@@ -81,7 +81,9 @@ def test_span_covers_every_window_and_baseline() -> None:
 def test_region_curves_split_history_and_forecast_and_label_fallbacks(service: CarbonService) -> None:
     start, end = s.NOW - timedelta(hours=4), s.NOW + timedelta(hours=2)
     de, notes = region_curves(service, "europe-west3", start, end, s.NOW)
-    assert [(c.forecast, c.source) for c in de] == [(False, "live"), (True, "live")]
+    # Its configured trace: labelled as trace data, but not as a fallback.
+    assert [(c.forecast, c.source, c.fallback) for c in de] == [(False, "trace", False), (True, "trace", False)]
+    assert [c.label for c in de] == ["history: trace (traces)", "forecast: trace (traces)"]
     assert de[0].times[0] == start
     assert de[0].times[-1] == s.NOW
     assert de[1].times[0] == s.NOW
@@ -90,7 +92,7 @@ def test_region_curves_split_history_and_forecast_and_label_fallbacks(service: C
     assert notes == []
 
     ca, notes = region_curves(service, "us-west2", start, end, s.NOW)
-    assert [c.source for c in ca if not c.forecast] == ["live", "static"]
+    assert [c.source for c in ca if not c.forecast] == ["trace", "static"]
     static = next(c for c in ca if c.source == "static")
     assert static.fallback
     assert static.label == "history: static fallback (static)"

@@ -24,16 +24,25 @@ class Curve:
     """live, cached, trace or static."""
     provider: str
     forecast: bool
+    configured: str = DataSource.LIVE
+    """The source the region is configured with (ForecastResult.configured)."""
+
+    @property
+    def by_trace(self) -> bool:
+        """The region's configured trace file: replayed data, but by design, not a fallback."""
+        return self.source == DataSource.TRACE and self.configured == DataSource.TRACE
 
     @property
     def fallback(self) -> bool:
-        return self.source != DataSource.LIVE
+        return self.source != DataSource.LIVE and not self.by_trace
 
     @property
     def label(self) -> str:
         kind = "forecast" if self.forecast else "history"
         if self.fallback:
             return f"{kind}: {self.source} fallback ({self.provider})"
+        if self.by_trace:
+            return f"{kind}: trace ({self.provider})"
         return f"{kind}: {self.provider}"
 
 
@@ -61,7 +70,8 @@ def curves_from_result(result: ForecastResult, start: datetime, end: datetime, *
         if not pts:
             continue
         times = (*tuple(max(p.start, a) for p in pts), b)
-        out.append(Curve(times, tuple(p.grams_per_kwh for p in pts), source, provider, forecast))
+        values = tuple(p.grams_per_kwh for p in pts)
+        out.append(Curve(times, values, source, provider, forecast, str(result.configured)))
     return out
 
 
