@@ -131,10 +131,14 @@ def dashboard_variable_queries(dash: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def grafana_to_promql(expr: str, values: dict[str, str] | None = None, rate_interval: str = "1m") -> str:
-    """Fill in Grafana's variables: the dashboard's own and the built-in interval ones."""
+def grafana_to_promql(
+    expr: str, values: dict[str, str] | None = None, rate_interval: str = "1m", time_range: str = "1h"
+) -> str:
+    """Fill in Grafana's variables: the dashboard's own and the built-in interval and range ones
+    (``$__range``: the dashboard's time range, over which its totals are counted)."""
     values = {"namespace": ".*", "job": ".*", "region": ".*", **(values or {})}
     out = expr.replace("$__rate_interval", rate_interval).replace("$__interval", rate_interval)
+    out = out.replace("$__range", time_range)
     for name, value in values.items():
         out = out.replace("${" + name + "}", value).replace("$" + name, value)
     assert "$" not in out, f"unsubstituted variable in {out}"

@@ -65,8 +65,11 @@ NAMESPACED_RULES = {
     ("", "pods"): {"list"},
     ("", "events"): {"create"},
 }
+# Capacity is counted cluster-wide (every job's and GPU pod's GPUs), in every RBAC mode.
 CLUSTER_READ = {
     ("", "nodes"): {"get", "list", "watch"},
+    ("", "pods"): {"get", "list", "watch"},
+    ("greentraining.io", "greentrainingjobs"): {"get", "list", "watch"},
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"get", "list", "watch"},
 }
 
@@ -381,6 +384,29 @@ def test_the_alert_rules_pass_promtool(tmp_path: Path) -> None:
         assert r["annotations"]["description"]
 
 
+def test_alerts_and_panels_select_only_decision_series_the_operator_exports() -> None:
+    """Outcomes are exclusive; whether a decision put the deadline at risk is a label of its own."""
+    registry = CollectorRegistry()
+    OperatorMetrics(registry)
+    exported = {
+        (k, v)
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == "greentraining_decisions_total"
+        for k, v in sample.labels.items()
+    }
+    exprs = [r["expr"] for r in alert_rules(render(MONITORING))]
+    exprs += [e for _, e in dashboard_targets(json.loads(DASHBOARD_FILE.read_text()))]
+    selected = {
+        pair
+        for e in exprs
+        for labels in re.findall(r"greentraining_decisions_total\{([^}]*)\}", e)
+        for pair in re.findall(r'(\w+)="([^"]*)"', labels)
+    }
+    assert ("deadline_at_risk", "true") in selected
+    assert selected <= exported
+
+
 def test_alerts_can_be_switched_off_and_tuned() -> None:
     objs = render(
         {
@@ -496,6 +522,120 @@ def test_every_dashboard_query_and_variable_is_valid_promql(tmp_path: Path) -> N
         selector, _ = parse_label_values(query)
         rules.append({"record": f"dashboard:variable_{name}", "expr": grafana_to_promql(selector)})
     result = _promtool_check([{"name": "dashboard", "rules": rules}], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# A counter's raw value restarts at zero with the process that exports it. It may be read only over
+# a range: by these functions, or by last_over_time when that is guarded to series born inside the
+# range (`last_over_time(c[r]) unless present_over_time(c[r] offset r)`), whose value is all increase.
+_COUNTER_READERS = {"rate", "irate", "increase", "present_over_time"}
+_COUNTER = re.compile(r"\b[a-zA-Z_:][a-zA-Z0-9_:]*_total\b")
+
+
+def _skip_labels(expr: str, i: int) -> int:
+    """Index just after the label matchers `{...}` starting at ``i`` (quoted values may hold braces)."""
+    if i >= len(expr) or expr[i] != "{":
+        return i
+    quoted = False
+    while i < len(expr):
+        c = expr[i]
+        if c == "\\" and quoted:
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "}" and not quoted:
+            return i + 1
+        i += 1
+    return i
+
+
+def _enclosing_call(expr: str, i: int) -> tuple[str, int]:
+    """Name of the function whose parentheses enclose position ``i`` ("" if none), and its ')' index.
+    (Label values holding parentheses would confuse it; the dashboard's use regexes without them.)"""
+    depth = 0
+    for j in range(i - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(expr[j], 0)
+        if depth < 0:
+            name = re.search(r"([a-z_]*)\s*$", expr[:j])
+            depth = 0
+            for k in range(j, len(expr)):
+                depth += {"(": 1, ")": -1}.get(expr[k], 0)
+                if depth == 0:
+                    return (name.group(1) if name else ""), k
+            break
+    return "", len(expr)
+
+
+def bare_counters(expr: str) -> list[str]:
+    """The counters ``expr`` shows as raw values (which drop whenever the exporting process restarts)."""
+    bare: list[str] = []
+    for m in _COUNTER.finditer(expr):
+        end = _skip_labels(expr, m.end())
+        selector = expr[m.start() : end]
+        fn, close = _enclosing_call(expr, m.start())
+        ranged = expr[end:].lstrip().startswith("[")
+        guarded = fn == "last_over_time" and re.match(
+            r"\s*unless\s+present_over_time\(\s*" + re.escape(selector) + r"\s*\[", expr[close + 1 :]
+        )
+        if not ranged or not (fn in _COUNTER_READERS or guarded):
+            bare.append(selector)
+    return bare
+
+
+def test_no_dashboard_panel_shows_a_bare_counter() -> None:
+    dash = json.loads(DASHBOARD_FILE.read_text())
+    shown = {panel: bare_counters(expr) for panel, expr in dashboard_targets(dash)}
+    assert {p: b for p, b in shown.items() if b} == {}
+    assert any("$__range" in expr for _, expr in dashboard_targets(dash))
+    # The check does catch a raw counter, however it is dressed up.
+    assert bare_counters('sum(greentraining_x_total{a="}"})') == ['greentraining_x_total{a="}"}']
+    assert bare_counters("greentraining_x_total offset 1h") == ["greentraining_x_total"]
+    assert bare_counters("max_over_time(greentraining_x_total[1h])") == ["greentraining_x_total"]
+    assert bare_counters("last_over_time(greentraining_x_total[1h])") == ["greentraining_x_total"]
+    assert bare_counters("last_over_time(a_total[1h]) unless present_over_time(b_total[1h] offset 1h)") == ["a_total"]
+    assert bare_counters('sum by (le) (rate(greentraining_x_total{a="b"}[5m]))') == []
+
+
+def _panel_expr(dash: dict[str, Any], title: str) -> str:
+    (expr,) = [e for p, e in dashboard_targets(dash) if p.startswith(f"{title} / ")]
+    return expr
+
+
+def test_dashboard_totals_survive_a_restart_and_count_every_instance(tmp_path: Path) -> None:
+    """promtool evaluates the totals over a one-hour range [1h, 2h] scraped every minute. Series by
+    namespace: ml's old operator pod counted 10 g before the range and died at 1h31m (restart); its
+    successor's series is born at 1h31m already at 4 (a job finished before the first scrape), then 7;
+    ml2's series (a second instance) goes 5 -> 8 inside the range, resets (container restart) and counts
+    2 more. In the range: 0 + 7 + (3 + 2) = 12 g. The raw sum at 2h would be 9."""
+    dash = json.loads(DASHBOARD_FILE.read_text())
+    metric = "greentraining_job_emissions_grams_total"
+    series = {
+        '{instance="old", namespace="ml", region="r"}': "0x29 10x60 stale",
+        '{instance="new", namespace="ml", region="r"}': "_x91 4x13 7x15",
+        '{instance="other", namespace="ml2", region="r"}': "5x79 8x19 0x9 2x10",
+    }
+    checks = {
+        "Emissions of finished jobs": [{"labels": "{}", "value": 12}],
+        "Emissions of finished jobs by region": [{"labels": '{region="r"}', "value": 12}],
+    }
+    tests = {
+        "interval": "1m",
+        "input_series": [{"series": metric + labels, "values": values} for labels, values in series.items()],
+        "promql_expr_test": [
+            {"expr": grafana_to_promql(_panel_expr(dash, title), time_range="1h"), "eval_time": "2h", "exp_samples": s}
+            for title, s in checks.items()
+        ]
+        # The data does tell the two apart: the raw counters' sum dropped with the restart.
+        + [{"expr": f"sum({metric})", "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": 9}]}],
+    }
+    path = tmp_path / "test.yaml"
+    path.write_text(yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": [tests]}))
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: it comes with Debian's prometheus package (make prometheus)"
+    result = subprocess.run(
+        [promtool, "test", "rules", path.name], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

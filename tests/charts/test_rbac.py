@@ -150,6 +150,10 @@ ALLOWED = [
     ("list", "nodes"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
+# Read-only, in every namespace and both modes: the capacity ledger counts every job and GPU pod.
+READ_EVERYWHERE = [
+    (verb, resource) for verb in ("get", "list", "watch") for resource in ("greentrainingjobs.greentraining.io", "pods")
+]
 REFUSED = [
     ("get", "secrets"),
     ("list", "secrets"),
@@ -192,15 +196,19 @@ def test_the_service_account_may_make_exactly_the_operators_calls(installed: Ins
     # No Secret anywhere, the provider's included: the kubelet injects it, the operator never reads it.
     assert not _can(installed, "list", "secrets", namespace="*")
     assert not _can(installed, "get", "secrets", namespace="kube-system")
-    elsewhere = _can(installed, "list", "greentrainingjobs.greentraining.io", namespace="default")
-    creates_elsewhere = _can(installed, "create", "jobs.batch", namespace="default")
+    unread = [(a, ns) for a in READ_EVERYWHERE for ns in ("default", "*") if not _can(installed, *a, namespace=ns)]
+    assert not unread, f"{installed.scope}: should read everywhere but does not: {unread}"
+    writes_elsewhere = [
+        _can(installed, "create", "jobs.batch", namespace="default"),
+        _can(installed, "patch", "jobs.batch", namespace="default"),
+        _can(installed, "patch", "greentrainingjobs.greentraining.io", "--subresource=status", namespace="default"),
+        _can(installed, "create", "events", namespace="default"),
+    ]
     if installed.scope == "namespaced":
-        assert not elsewhere
-        assert not creates_elsewhere
+        assert not any(writes_elsewhere)
         assert _can(installed, "watch", "namespaces")  # kopf's namespace discovery
     else:
-        assert elsewhere
-        assert creates_elsewhere
+        assert all(writes_elsewhere)
         assert not _can(installed, "watch", "namespaces")
 
 

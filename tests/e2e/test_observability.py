@@ -51,6 +51,8 @@ REGION = "europe-west3"  # where the finished jobs run: the $region the dashboar
 STALE_REGION = "europe-west2"  # its live provider is unreachable
 TRAINER_JOB = "e2e-trainer"
 RATE_INTERVAL = "30s"
+# The dashboard's time range: longer than this Prometheus has run, so its totals cover the whole test.
+TIME_RANGE = "1h"
 DASHBOARD = json.loads((CHART / "dashboards" / "green-training.json").read_text())
 PANEL_IDS = [p for p, _ in dashboard_targets(DASHBOARD)]
 ALERTS = ("GreenTrainingProviderDataStale", "GreenTrainingJobDeadlineAtRisk", "GreenTrainingJobFailed")
@@ -69,7 +71,7 @@ class Stack:
         return {"namespace": self.namespace, "job": TRAINER_JOB, "region": REGION}
 
     def promql(self, expr: str) -> str:
-        return grafana_to_promql(expr, self.variables(), rate_interval=RATE_INTERVAL)
+        return grafana_to_promql(expr, self.variables(), rate_interval=RATE_INTERVAL, time_range=TIME_RANGE)
 
 
 def _values() -> dict[str, Any]:
@@ -180,7 +182,7 @@ def stack(cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Ite
             prom = stack.enter_context(prometheus(workdir, targets, rule["spec"]["groups"]))
             # The decision counters' zeros are scraped before any decision, so increase() sees them.
             wait_for(
-                lambda: _scraped(prom, 'greentraining_decisions_total{outcome="deadline_at_risk"} == 0'),
+                lambda: _scraped(prom, 'greentraining_decisions_total{deadline_at_risk="true"} == 0'),
                 timeout=30,
                 message="Prometheus to scrape the operator",
             )
