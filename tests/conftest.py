@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,3 +45,20 @@ def namespace(cluster: ClusterInfo) -> Iterator[str]:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"test": "true"})))
     yield name
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def operator_factory(tmp_path: Path, namespace: str, crd: None) -> Iterator[Any]:
+    """Start `green-operator run` processes acting on the test's namespace; stopped after the test."""
+    from tests.support.operator import OperatorProcess
+
+    started: list[OperatorProcess] = []
+
+    def start(config: Path, name: str = "operator") -> OperatorProcess:
+        op = OperatorProcess(config, namespace, tmp_path / f"{name}.log").start()
+        started.append(op)
+        return op
+
+    yield start
+    for op in started:
+        op.stop()

@@ -6,7 +6,6 @@ traces written for the test on a 5-second grid, so low-carbon windows open secon
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,8 +15,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from green_operator.times import parse_duration
 from green_operator.planner.grid import slot_floor
+from green_operator.times import parse_duration
 from tests.support.cluster import kubectl
 from tests.support.operator import OperatorProcess, TraceGrid, free_port, make_config
 from tests.support.waiting import wait_for
@@ -113,20 +112,6 @@ def traces_with_window(
     return tr
 
 
-@pytest.fixture
-def operator_factory(tmp_path: Path, namespace: str, crd: None) -> Iterator[Any]:
-    started: list[OperatorProcess] = []
-
-    def start(config: Path, name: str = "operator") -> OperatorProcess:
-        op = OperatorProcess(config, namespace, tmp_path / f"{name}.log").start()
-        started.append(op)
-        return op
-
-    yield start
-    for op in started:
-        op.stop()
-
-
 def pods_of(namespace: str, job_name: str) -> list[client.V1Pod]:
     return client.CoreV1Api().list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
 
@@ -167,7 +152,9 @@ def test_job_runs_now_in_the_cleanest_region_and_follows_pods_to_succeeded(
     )
 
     st = wait_for(
-        lambda: phase_is(namespace, "train", "Running", "Succeeded"), timeout=30, message="the job to be released"
+        lambda: phase_is(namespace, "train", "Starting", "Running", "Succeeded"),
+        timeout=30,
+        message="the job to be released",
     )
     assert st["region"] == "europe-west9"
     assert condition(st, "Planned")["status"] == "True"
@@ -231,7 +218,9 @@ def test_deferred_job_waits_for_its_window_then_runs(tmp_path: Path, namespace: 
     assert any(e.reason == "WaitingForLowCarbonWindow" and "Deferred" in e.message for e in events)
 
     st = wait_for(
-        lambda: phase_is(namespace, "patient", "Running", "Succeeded"), timeout=90, message="the window to open"
+        lambda: phase_is(namespace, "patient", "Starting", "Running", "Succeeded"),
+        timeout=90,
+        message="the window to open",
     )
     started = ts(st["startTime"])
     assert started >= planned - timedelta(seconds=2)
@@ -261,7 +250,9 @@ def test_deadline_holds_with_the_provider_unreachable(tmp_path: Path, namespace:
     try:
         create(namespace, gtj("promise", duration="20s", max_delay="30s", regions=["europe-west3"]))
         st = wait_for(
-            lambda: phase_is(namespace, "promise", "Deferred", "Running", "Succeeded"), timeout=30, message="a decision"
+            lambda: phase_is(namespace, "promise", "Deferred", "Starting", "Running", "Succeeded"),
+            timeout=30,
+            message="a decision",
         )
         latest = ts(st["latestStart"])
         carbon = condition(st, "CarbonDataAvailable")
@@ -271,7 +262,7 @@ def test_deadline_holds_with_the_provider_unreachable(tmp_path: Path, namespace:
         assert "t0ken-secret" not in yaml.safe_dump(st)
         assert ts(st["plannedStart"]) <= latest
         st = wait_for(
-            lambda: phase_is(namespace, "promise", "Running", "Succeeded"),
+            lambda: phase_is(namespace, "promise", "Starting", "Running", "Succeeded"),
             timeout=60,
             message="the start by the latest start",
         )
@@ -303,7 +294,7 @@ def test_restart_keeps_the_plan_and_never_duplicates_jobs(
     operator_factory(config, "second")
 
     def all_decided() -> bool:
-        return all(status(namespace, n).get("phase") in ("Deferred", "Running", "Succeeded") for n in names)
+        return all(status(namespace, n).get("phase") in ("Deferred", "Starting", "Running", "Succeeded") for n in names)
 
     wait_for(all_decided, timeout=120, message="every job to have a decision after the restart")
     jobs = client.BatchV1Api().list_namespaced_job(namespace).items
@@ -332,7 +323,7 @@ def test_operator_restart_while_deferred_still_starts_at_the_planned_time(
     first.stop()
     operator_factory(config, "second")
     st = wait_for(
-        lambda: phase_is(namespace, "survivor", "Running", "Succeeded"),
+        lambda: phase_is(namespace, "survivor", "Starting", "Running", "Succeeded"),
         timeout=90,
         message="the start after the restart",
     )
@@ -404,7 +395,9 @@ def test_an_urgent_job_moves_a_deferred_one_aside(tmp_path: Path, namespace: str
         ),
     )
     urgent = wait_for(
-        lambda: phase_is(namespace, "urgent", "Running", "Succeeded"), timeout=30, message="the urgent job to start"
+        lambda: phase_is(namespace, "urgent", "Starting", "Running", "Succeeded"),
+        timeout=30,
+        message="the urgent job to start",
     )
     assert condition(urgent, "DeadlineAtRisk")["status"] == "False"
     urgent_end = ts(urgent["startTime"]) + timedelta(seconds=40)

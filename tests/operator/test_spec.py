@@ -109,5 +109,5 @@ def test_gpus_come_from_limits_then_requests_summed_over_containers() -> None:
 
 def test_cpu_only_job_is_planned_as_one_device() -> None:
     s = parsed(template={"spec": {"containers": [{"name": "t"}]}})
-    assert s.gpus == 0
+    assert s.gpus == 1  # the one rule: a CPU-only pod is planned and booked as one device
     assert s.request(datetime(2026, 11, 25, 10, tzinfo=UTC)).gpus == 1

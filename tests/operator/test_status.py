@@ -15,10 +15,8 @@ from green_operator.planner import Decision
 from green_operator.status import (
     carbon_condition,
     decision_from_status,
-    observe_job,
     plan_fields,
     reservation_from_status,
-    running_conditions,
 )
 from tests.support.cluster import REPO
 
@@ -111,50 +109,6 @@ def test_carbon_condition_false_names_the_fallback_and_the_error() -> None:
     assert "HTTP 503" in c[0]["message"]
     stale = carbon_condition([], [result(DataSource.CACHED, stale=True)], 1, NOW)
     assert stale[0]["reason"] == "StaleData"
-
-
-def job(conditions: list[dict[str, Any]], **st: Any) -> dict[str, Any]:
-    return {"spec": {"suspend": False}, "status": {"conditions": conditions, **st}}
-
-
-def test_observation_and_phases_follow_the_job() -> None:
-    pending = observe_job(job([], active=1, ready=0))
-    phase, c = running_conditions([], pending, 1, NOW)
-    assert phase == "Running"
-    assert c[0]["reason"] == "PodsPending"
-
-    running = observe_job(job([], active=2, ready=2, startTime="2026-11-25T10:00:00Z"))
-    phase, c = running_conditions(c, running, 1, NOW)
-    assert (phase, c[0]["status"], c[0]["reason"]) == ("Running", "True", "PodsRunning")
-
-    done = observe_job(
-        job([{"type": "Complete", "status": "True"}], succeeded=2, completionTime="2026-11-25T11:00:00Z")
-    )
-    assert done.finished
-    assert done.completion_time == datetime(2026, 11, 25, 11, tzinfo=UTC)
-    phase, c = running_conditions(c, done, 1, NOW)
-    assert phase == "Succeeded"
-    assert {x["type"]: x["status"] for x in c} == {"Running": "False", "Succeeded": "True", "Failed": "False"}
-
-    failed = observe_job(
-        job(
-            [
-                {
-                    "type": "Failed",
-                    "status": "True",
-                    "message": "BackoffLimitExceeded",
-                    "lastTransitionTime": "2026-11-25T11:00:00Z",
-                }
-            ]
-        )
-    )
-    phase, c = running_conditions([], failed, 1, NOW)
-    assert phase == "Failed"
-    assert next(x for x in c if x["type"] == "Failed")["message"] == "BackoffLimitExceeded"
-
-    phase, c = running_conditions([], observe_job(None), 1, NOW)
-    assert phase == "Failed"
-    assert next(x for x in c if x["type"] == "Failed")["reason"] == "JobMissing"
 
 
 def test_carbon_condition_says_trace_data_when_the_region_is_configured_on_a_trace() -> None:

@@ -84,6 +84,27 @@ class _Others(Mapping[str, Reservation]):
         return len(self._b) - (self._skip in self._b) + len(self._extra)
 
 
+class _Movable(Mapping[str, MovableJob]):
+    """The deferred jobs another may move: all but itself and those with a move in flight."""
+
+    def __init__(self, movable: Mapping[str, MovableJob], skip: str, pending: Mapping[str, PendingMove]) -> None:
+        self._m, self._skip, self._pending = movable, skip, pending
+
+    def _hidden(self, k: str) -> bool:
+        return k == self._skip or k in self._pending
+
+    def __getitem__(self, k: str) -> MovableJob:
+        if self._hidden(k):
+            raise KeyError(k)
+        return self._m[k]
+
+    def __iter__(self) -> Iterator[str]:
+        return (k for k in self._m if not self._hidden(k))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 class CapacityLedger:
     def __init__(
         self,
@@ -122,10 +143,9 @@ class CapacityLedger:
         return self._bookings
 
     def view(self, key: str, now: datetime) -> LedgerView:
-        movable = {k: m for k, m in self.movable.items() if k != key and k not in self.pending}
         return LedgerView(
             bookings=_Others(self._bookings, key, self.foreign(now)),
-            movable=movable,
+            movable=_Movable(self.movable, key, self.pending),
             pending_move=self.pending.get(key),
             in_burst=self.burst.in_burst(),
             may_rescue=self.burst.may_rescue(),

@@ -272,7 +272,10 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
         acts += _place_waiting_child(o, spec, d, False)
         released = False
     acts += _write_plan(o, spec, d, released=released, replanned=False)
-    return [*acts, Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start))]
+    return [
+        *acts,
+        Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start, o.now + o.settings.replan_interval)),
+    ]
 
 
 def _write_plan(
@@ -302,8 +305,9 @@ def _write_plan(
     return acts
 
 
-def _sleep_while_deferred(o: Observed, spec: TrainingJobSpec, planned: datetime) -> float:
-    wake = min(planned, spec.latest_start, o.now + o.settings.replan_interval)
+def _sleep_while_deferred(o: Observed, spec: TrainingJobSpec, planned: datetime, replan_at: datetime) -> float:
+    """Until the planned start, the latest start or the next periodic re-plan, whichever is first."""
+    wake = min(planned, spec.latest_start, replan_at)
     return max((wake - o.now).total_seconds(), 0.0)
 
 
@@ -315,6 +319,11 @@ def _while_deferred(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     spec_changed = o.status.get("observedGeneration") != spec.generation
     if current is None:  # a status this version cannot read: plan afresh
         return _first_plan(o, spec)
+    if o.child is not None and not o.child.suspended:
+        # Already let go (by a process that died before writing status, or by hand): its template
+        # can no longer be patched or re-planned; record the release.
+        settle: list[Action] = [SettleMove()] if o.ledger.pending_move is not None else []
+        return [*settle, *_release(o, spec, current)]
     pending = o.ledger.pending_move
     if pending is not None:
         return _apply_move(o, spec, current, spec_changed)
@@ -334,7 +343,7 @@ def _while_deferred(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     return [
         *waiting,
         Book(_booking(spec, current), MovableJob(spec.request(o.now, current), current)),
-        Requeue(_sleep_while_deferred(o, spec, planned)),
+        Requeue(_sleep_while_deferred(o, spec, planned, next_replan(o.status, o.settings.replan_interval))),
     ]
 
 
