@@ -38,7 +38,7 @@ from tests.support.operator import OperatorProcess  # noqa: E402
 from tests.support.waiting import WaitTimeoutError, wait_for  # noqa: E402
 
 GROUP, VERSION, PLURAL = "greentraining.io", "v1alpha1", "greentrainingjobs"
-DECIDED_PHASES = ("Deferred", "Running", "Succeeded", "Failed")
+DECIDED_PHASES = ("Deferred", "Starting", "Running", "Succeeded", "Failed")
 REQUEST_TIMEOUT = 30.0
 """Client-side limit on every API call: a connection that stalls fails instead of hanging the run."""
 WATCH_SECONDS = 30

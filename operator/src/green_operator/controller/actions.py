@@ -1,6 +1,6 @@
 """What a decision asks for, as values. The executor applies them in order and decides nothing.
 
-Ledger actions (`Book`, `MoveAside`, `SettleMove`, `PlanRecorded`) are applied synchronously, before
+Ledger actions (`Book`, `MoveAside`, `SettleMove`, `RescueTried`) are applied synchronously, before
 any API call, so no other job's decision sees capacity half-updated. API actions act on this job's
 child Job (its name is deterministic) or on its status. `Requeue` and `Done` end every list.
 """

@@ -91,10 +91,21 @@ class ApiExecutor:
 
     async def execute(self, meta: JobMeta, body: Mapping[str, Any], actions: Sequence[Action]) -> Outcome:
         ledger_actions, rest = split(actions)
+        # A first decision leaves the burst queue only once its writes are done (or failed): while
+        # they are in flight the job still counts, so a burst is seen as one and planned quickly.
+        recorded = [a for a in ledger_actions if isinstance(a, PlanRecorded)]
         for la in ledger_actions:
-            self.ledger.apply(meta.key, la)
+            if not isinstance(la, PlanRecorded):
+                self.ledger.apply(meta.key, la)
+        try:
+            return await self._apply(meta, body, rest)
+        finally:
+            for pr in recorded:
+                self.ledger.apply(meta.key, pr)
+
+    async def _apply(self, meta: JobMeta, body: Mapping[str, Any], actions: Sequence[Action]) -> Outcome:
         out = Outcome()
-        for a in rest:
+        for a in actions:
             match a:
                 case Requeue(after):
                     out.requeue = after
