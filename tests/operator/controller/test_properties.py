@@ -136,9 +136,19 @@ class World:
         )
 
     def _execute(self, actions: list[Action]) -> float | None:
+        # As the executor: ledger actions first, but a first decision leaves the burst queue only
+        # once its API calls are done (or failed).
         for a in actions:
-            if isinstance(a, _LEDGER):
+            if isinstance(a, _LEDGER) and not isinstance(a, PlanRecorded):
                 self.ledger.apply(KEY, a)
+        try:
+            return self._api(actions)
+        finally:
+            for a in actions:
+                if isinstance(a, PlanRecorded):
+                    self.ledger.apply(KEY, a)
+
+    def _api(self, actions: list[Action]) -> float | None:
         calls = 0
         requeue: float | None = None
         for a in actions:
