@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
+from green_operator.metrics import PHASES
 from tests.charts import jobs
 from tests.charts.chart import (
     CHART,
@@ -326,7 +327,7 @@ def test_jobs_by_phase_counts_the_jobs(stack: Stack) -> None:
     assert phases["Failed"] == 1
     _agree(
         lambda: {s["metric"]["phase"]: float(s["value"][1]) for s in stack.prom.query(panel["targets"][0]["expr"])},
-        {p: float(phases[p]) for p in ("Pending", "Deferred", "Running", "Succeeded", "Failed")},
+        {p: float(phases[p]) for p in PHASES},
         "jobs by phase",
     )
 

@@ -101,7 +101,11 @@ def gpus_in_template(template: Mapping[str, Any]) -> int:
     return total
 
 
-def parse_spec(body: Mapping[str, Any], known_regions: Sequence[str]) -> TrainingJobSpec | list[SpecProblem]:
+def parse_spec(
+    body: Mapping[str, Any], known_regions: Sequence[str], *, check_regions: bool = True
+) -> TrainingJobSpec | list[SpecProblem]:
+    """`check_regions=False` accepts regions this operator does not know (a released job keeps
+    running where it was placed after its region leaves the configuration)."""
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
     problems: list[SpecProblem] = []
@@ -131,7 +135,7 @@ def parse_spec(body: Mapping[str, Any], known_regions: Sequence[str]) -> Trainin
         problems.append(SpecProblem("spec.schedule", "set exactly one of deadline or maxDelay"))
 
     wanted = tuple((spec.get("placement") or {}).get("regions") or ())
-    unknown = [r for r in wanted if r not in known_regions]
+    unknown = [r for r in wanted if r not in known_regions] if check_regions else []
     if unknown:
         problems.append(
             SpecProblem(

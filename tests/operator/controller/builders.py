@@ -24,6 +24,7 @@ from green_operator.controller.observed import (
     child_state,
 )
 from green_operator.controller.observed import JobMeta as JobMeta
+from green_operator.controller.reconcile import observe_spec
 from green_operator.planner import PlannerSettings
 from green_operator.planner.grid import slot_floor
 from green_operator.regions import RegionCapacity, RegionConfig, region_forecast
@@ -250,7 +251,7 @@ def observed(
     meta = JobMeta.of(b)
     return Observed(
         meta=meta,
-        spec=spec_of(b),
+        spec=observe_spec(b, status if status is not None else b.get("status") or {}, SETTINGS.region_names),
         status=dict(status if status is not None else b.get("status") or {}),
         child=child,
         now=now,

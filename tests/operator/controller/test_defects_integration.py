@@ -123,7 +123,11 @@ def gpu_hogs(namespace: str) -> list[str]:
                 "spec": {
                     "nodeSelector": {"topology.kubernetes.io/region": "us-west2"},
                     "containers": [
-                        {"name": "c", "image": "example.invalid/hog:1", "resources": {"limits": {"nvidia.com/gpu": "4"}}}
+                        {
+                            "name": "c",
+                            "image": "example.invalid/hog:1",
+                            "resources": {"limits": {"nvidia.com/gpu": "4"}},
+                        }
                     ],
                 },
             },

@@ -716,15 +716,11 @@ def test_a_terminal_status_needs_nothing_and_is_done() -> None:
         assert reconcile(b.observed(b.body(), status=status)) == [Book(None), Done()]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a released job whose spec no longer parses (its region dropped from the operator's "
-    "config) is refused like an unplanned one: its GPUs leave the ledger and it never settles",
-)
 def test_a_running_job_whose_region_left_the_config_still_settles() -> None:
     status, manifest = released()
     child = running_child(manifest, complete_at=b.at(6))
     orphaned = b.body(regions=["gone"], generation=2)
     assert needs(status, False, child, b.at(7), b.SETTINGS.replan_interval, None).accounting
-    acts = reconcile(b.observed(orphaned, status=status, child=child, now=b.at(7), data={}))
+    inputs = b.accounting(status, child, b.at(7))
+    acts = reconcile(b.observed(orphaned, status=status, child=child, now=b.at(7), data={}, accounting=inputs))
     assert after(status, acts)["phase"] == Phase.SUCCEEDED

@@ -24,7 +24,7 @@ from green_operator.live_energy import LiveEnergy, energy_query, parse_energy
 from green_operator.manifests import job_name
 from green_operator.metrics import OperatorMetrics
 from green_operator.phase import Phase
-from green_operator.spec import TrainingJobSpec, parse_spec
+from green_operator.spec import TrainingJobSpec
 from green_operator.times import utcnow
 
 from .actions import Action, RecordDecision, RecordRelease
@@ -33,7 +33,7 @@ from .forecasts import ForecastCache
 from .kube import AsyncKube, JsonDict, job_path
 from .ledger import CapacityLedger
 from .observed import AccountingInputs, ChildState, JobMeta, Observed, Settings, child_state
-from .reconcile import needs, reconcile
+from .reconcile import needs, observe_spec, reconcile
 
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 SHUTDOWN_GRACE = 10.0
@@ -205,7 +205,7 @@ class Controller:
         meta = JobMeta.of(body)
         written = self.statuses.get(key)
         status = written[1] if written else dict(body.get("status") or {})
-        parsed = parse_spec(body, self.settings.region_names)
+        parsed = observe_spec(body, status, self.settings.region_names)
         spec_ok = isinstance(parsed, TrainingJobSpec)
         child_body = await self._child(key, meta, status)
         child = child_state(child_body, meta.uid) if child_body is not None else None

@@ -105,7 +105,7 @@ class MemoryExecutor:
         key = meta.key
         for a in actions:
             if isinstance(a, _LEDGER):
-                self.ledger.apply(key, a)  # type: ignore[arg-type]
+                self.ledger.apply(key, a)
         out = MemoryOutcome()
         for a in actions:
             match a:
@@ -120,7 +120,7 @@ class MemoryExecutor:
                 case Emit(reason, _, warning):
                     self.events[(reason, warning)] += 1
                 case _:
-                    if not self._api(key, a, out):  # type: ignore[arg-type]
+                    if not self._api(key, a, out):
                         out.requeue = 0.0
                         return out
         return out

@@ -9,7 +9,7 @@ API's state: a process that dies between two actions is picked up from the statu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from green_operator.conditions import Reason
 from green_operator.manifests import build_job, job_name, placement_patch
 from green_operator.phase import Phase
 from green_operator.planner import Decision, JobRequest, PowerPolicy, Reservation, plan, plan_with_preemption
-from green_operator.spec import TrainingJobSpec
+from green_operator.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.status import decision_from_status
 from green_operator.times import parse_rfc3339, rfc3339
 
@@ -76,7 +76,7 @@ def needs(
     live_interval: timedelta | None,
 ) -> Needs:
     phase = Phase.of(status.get("phase"))
-    if (phase is not None and phase.terminal) or not spec_ok:
+    if phase is not None and phase.terminal:
         return Needs()
     if phase is not None and phase.released:
         if child is None or child.finished:
@@ -85,7 +85,18 @@ def needs(
         last = energy.get("updatedAt") if energy.get("live") else None
         due = last is None or now - parse_rfc3339(str(last)) >= (live_interval or timedelta(0))
         return Needs(live_energy=live_interval is not None and due)
+    if not spec_ok:
+        return Needs()
     return Needs(forecasts=True, fresh_forecasts=has_plan(status) and now >= next_replan(status, replan_interval))
+
+
+def observe_spec(
+    body: Mapping[str, Any], status: Mapping[str, Any], region_names: Sequence[str]
+) -> TrainingJobSpec | list[SpecProblem]:
+    """The spec as decisions read it. A released job runs where it was placed: a region since
+    dropped from the configuration does not keep it from being followed to its end."""
+    phase = Phase.of(status.get("phase"))
+    return parse_spec(body, region_names, check_regions=not (phase is not None and phase.released))
 
 
 def has_plan(status: Mapping[str, Any]) -> bool:
