@@ -25,10 +25,10 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from green_operator.carbon import DataSource
+from green_operator.carbon.assemble import Candidate, assemble, static_series
 from green_operator.carbon.config import parse_carbon_config
 from green_operator.carbon.metrics import CarbonMetrics
 from green_operator.carbon.service import CarbonService
-from green_operator.carbon.assemble import Candidate, assemble, static_series
 from green_operator.carbon.trace_file import load_trace_csv
 from green_operator.carbon.trace_provider import TraceProvider
 
