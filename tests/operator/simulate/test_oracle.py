@@ -10,8 +10,9 @@ import pytest
 
 from green_operator.carbon.series import series_from_values
 from green_operator.planner import PowerRequest
-from green_operator.simulate.engine import SimSettings, run_plan
+from green_operator.simulate.engine import SimSettings
 from green_operator.simulate.jobs_file import SimJob
+from green_operator.simulate.operator import run_operator
 from green_operator.simulate.oracle import solve_oracle
 from green_operator.simulate.world import ForecastModel, World, build_world
 
@@ -83,7 +84,7 @@ def _brute_force(world: World, jobs: list[SimJob]) -> float:
 @pytest.mark.parametrize("capacity", [{"a": 8, "b": 8}, {"a": 2, "b": 2}, {"a": 3, "b": 1}])
 def test_oracle_finds_the_enumerated_optimum(capacity: dict[str, int]) -> None:
     world = _world(capacity)
-    seed = run_plan(world, JOBS, SETTINGS, ForecastModel(world, 0.0, 0)).records
+    seed = run_operator(world, JOBS, SETTINGS, ForecastModel(world, 0.0, 0)).records
     result = solve_oracle(world, JOBS, SETTINGS.power, 300.0, seed, time_limit_s=30)
     optimum = _brute_force(world, JOBS)
     assert result.grams == pytest.approx(optimum, rel=1e-9)

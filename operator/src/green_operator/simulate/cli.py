@@ -11,7 +11,7 @@ from green_operator.carbon.series import utc
 from green_operator.carbon.trace_file import TraceFormatError, load_trace_csv
 from green_operator.planner import PlannerSettings, PowerPolicy, PowerRequest
 
-from .engine import SimSettings
+from .engine import DEFAULT_REPLAN_INTERVAL, SimSettings
 from .generator import generate_jobs
 from .jobs_file import JobsFileError, read_jobs_csv, write_jobs_csv
 from .world import TraceCoverageError
@@ -68,7 +68,7 @@ def run_simulate(args: argparse.Namespace) -> int:
                 hysteresis_fraction=args.hysteresis,
             ),
             power=PowerRequest(policy=PowerPolicy(args.power_policy), max_slowdown_percent=args.max_slowdown_percent),
-            replan_every=timedelta(minutes=args.replan_minutes),
+            replan_interval=timedelta(minutes=args.replan_minutes),
         )
         result = simulate(
             traces,
@@ -112,11 +112,13 @@ def run_generate(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser(
         "simulate",
-        help="replay carbon traces and a job list through the planner",
+        help="replay carbon traces and a job list through the operator's decisions",
         description=(
-            "Replays carbon traces and jobs through the planner the operator runs, and prints emissions "
-            "for a carbon-blind baseline (run as soon as possible), the plan, and an oracle with perfect "
-            "knowledge (LP/MILP, HiGHS)."
+            "Replays carbon traces and jobs through the operator's own reconciler on a fake clock (an "
+            "in-memory cluster: each job a GreenTrainingJob, its child Job's pods running for the job's "
+            "duration), and prints emissions for a carbon-blind baseline (run as soon as possible), what "
+            "the operator does (first plans, re-plans, moves, bursts), and an oracle with perfect knowledge "
+            "(LP/MILP, HiGHS). Deferred jobs are re-planned every --replan-minutes, as the operator does."
         ),
     )
     p.add_argument("--trace", action="append", metavar="REGION=FILE", help="carbon trace CSV (repeatable)")
@@ -140,7 +142,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--summary", action="store_true", help="totals only, no per-job rows")
     p.add_argument("--slot-minutes", type=float, default=15.0)
     p.add_argument("--horizon-hours", type=float, default=48.0)
-    p.add_argument("--replan-minutes", type=float, default=60.0)
+    replan = DEFAULT_REPLAN_INTERVAL.total_seconds() / 60
+    p.add_argument(
+        "--replan-minutes",
+        type=float,
+        default=replan,
+        metavar="MINUTES",
+        help=f"re-plan each deferred job this often (default {replan:g}: the operator's planner.replanInterval)",
+    )
     p.add_argument("--hysteresis", type=float, default=0.05)
     p.add_argument("--align-traces", action="store_true", help="shift traces by whole weeks to cover the jobs")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle")

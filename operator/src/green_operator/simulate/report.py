@@ -11,8 +11,9 @@ from typing import Any
 from green_operator.carbon.series import IntensitySeries
 from green_operator.planner import PowerPolicy
 
-from .engine import PlanArm, RunRecord, SimSettings, run_baseline, run_plan
+from .engine import PlanArm, RunRecord, SimSettings, run_baseline
 from .jobs_file import SimJob, check_regions
+from .operator import run_operator
 from .world import ForecastModel, World, build_world, check_regions_match, first_slot
 
 
@@ -97,7 +98,7 @@ def simulate(
     )
     forecasts = ForecastModel(world, forecast_error, seed)
     baseline = run_baseline(world, jobs, settings)
-    plan_arm = run_plan(world, jobs, settings, forecasts)
+    plan_arm = run_operator(world, jobs, settings, forecasts)
     oracle_result = None
     if oracle:
         from .oracle import solve_oracle  # scipy: only when the oracle runs
@@ -142,7 +143,7 @@ def to_json(res: SimulationResult, *, per_job: bool = True) -> dict[str, Any]:
         "settings": {
             "slot_minutes": res.settings.planner.slot.total_seconds() / 60,
             "horizon_hours": res.settings.planner.horizon.total_seconds() / 3600,
-            "replan_every_minutes": res.settings.replan_every.total_seconds() / 60,
+            "replan_interval_minutes": res.settings.replan_interval.total_seconds() / 60,
             "hysteresis_fraction": res.settings.planner.hysteresis_fraction,
             "gpu_watts": res.settings.planner.default_gpu_watts,
             "gpu_model": res.world.gpu_model or None,
@@ -160,10 +161,18 @@ def to_json(res: SimulationResult, *, per_job: bool = True) -> dict[str, Any]:
         },
         "deadlines_missed": missed,
         "plan_stats": {
+            "decisions": res.plan.decisions,
             "planner_calls": res.plan.planner_calls,
             "replans": res.plan.replans,
             "moves": res.plan.moves,
+            "moved_aside": res.plan.moved_aside,
             "flagged_at_risk": res.plan.flagged,
+            "burst_plans": res.plan.burst_plans,
+            "burst_late": res.plan.burst_late,
+            "waited_for_gpus": res.plan.waited_for_gpus,
+            "events": dict(res.plan.events),
+            "accounted_grams": round(res.plan.accounted_grams, 1),
+            "accounted_baseline_grams": round(res.plan.accounted_baseline_grams, 1),
         },
     }
     if res.oracle is not None:
@@ -227,10 +236,15 @@ def format_text(res: SimulationResult, *, per_job: bool = True) -> str:
         if res.capture is not None and not math.isnan(res.capture):
             lines.append("")
             lines.append(f"The plan captures {res.capture:.1%} of the oracle's savings.")
+    arm = res.plan
     lines.append(
-        f"Planner: {res.plan.planner_calls} calls, {res.plan.replans} re-plans, {res.plan.moves} moves, "
-        f"{res.plan.flagged} jobs flagged at risk."
+        f"Operator: {arm.decisions} decisions, {arm.planner_calls} planner calls, {arm.replans} re-plans, "
+        f"{arm.moves} moves ({arm.moved_aside} moved aside for another job), {arm.flagged} jobs flagged at risk, "
+        f"{arm.burst_plans} first plans in a burst ({arm.burst_late} left late), "
+        f"{arm.waited_for_gpus} jobs waited for GPUs."
     )
+    if arm.events:
+        lines.append("Events: " + ", ".join(f"{reason} {n}" for reason, n in arm.events.items()) + ".")
     if per_job:
         lines.append("")
         head = f"{'job':<12}{'baseline g':>12}{'plan g':>12}  {'plan region':<14}{'plan start':<22}"
