@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import plugin
 from .payload import (
     PayloadError,
     as_list,
@@ -27,7 +29,9 @@ from .payload import (
 )
 from .provider import ErrorReason
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 
 @dataclass(frozen=True)
@@ -144,3 +148,44 @@ def _common(durations: Sequence[timedelta]) -> timedelta | None:
     for d in durations:
         counts[d] = counts.get(d, 0) + 1
     return max(counts.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+
+
+# -- configuration: providers.<name> with type: carbonawaresdk -------------------------------------
+
+
+@dataclass(frozen=True)
+class CarbonAwareSdkConfig:
+    TYPE: ClassVar[str] = "carbonawaresdk"
+    name: str
+    base_url: str
+    units: plugin.Units = "gCO2eqPerKWh"
+    signal: SignalKind = SignalKind.AVERAGE
+    timeout: timedelta | None = None
+
+    @property
+    def scale(self) -> float:
+        return plugin.UNIT_SCALE[self.units]
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> CarbonAwareSdkConfig:
+    plugin.known(m, p, ("type", "baseUrl", "units", "signal", "timeoutSeconds"))
+    if "baseUrl" not in m:
+        raise plugin.CarbonConfigError(
+            f"{p}.baseUrl: required; the Carbon Aware SDK WebAPI address, e.g. http://carbon-aware-sdk"
+        )
+    units = plugin.units(m, p)
+    return CarbonAwareSdkConfig(
+        name=name,
+        base_url=plugin.url(m["baseUrl"], f"{p}.baseUrl"),
+        units=units,
+        signal=plugin.signal(m, p, units),
+        timeout=plugin.timeout(m, p),
+    )
+
+
+def build(pc: CarbonAwareSdkConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    return CarbonAwareSdkProvider(pc.name, client, scale=pc.scale, signal=pc.signal, clock=ctx.clock), client.close
+
+
+PROVIDER = plugin.ProviderType("carbonawaresdk", parse_config, build, zone_example="'uksouth' (Carbon Aware SDK)")

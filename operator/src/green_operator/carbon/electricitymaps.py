@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from . import plugin
 from .credentials import CredentialError, SecretRef
 from .payload import PayloadError, as_list, as_mapping, build_series, field, iso_z, number, timestamp
 from .provider import ErrorReason, ProviderError
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 DEFAULT_BASE_URL = "https://api.electricitymaps.com/v3/"
 HISTORY_SPAN = timedelta(hours=24)
@@ -100,3 +105,55 @@ class ElectricityMapsProvider:
             return None
         estimated = obj.get("isEstimated") is True
         return IntensityPoint(when, value, self.name, SignalKind.AVERAGE, estimated, fetched)
+
+
+# -- configuration: providers.<name> with type: electricitymaps ------------------------------------
+
+
+@dataclass(frozen=True)
+class ElectricityMapsConfig:
+    TYPE: ClassVar[str] = "electricitymaps"
+    name: str
+    base_url: str = DEFAULT_BASE_URL
+    token: SecretRef | None = None
+    emission_factor_type: Literal["lifecycle", "direct"] | None = None
+    disable_estimations: bool = False
+    timeout: timedelta | None = None
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> ElectricityMapsConfig:
+    plugin.known(
+        m,
+        p,
+        ("type", "baseUrl", "tokenEnv", "tokenFile", "emissionFactorType", "disableEstimations", "timeoutSeconds"),
+    )
+    eft = m.get("emissionFactorType")
+    if eft is not None and eft not in ("lifecycle", "direct"):
+        raise plugin.CarbonConfigError(f"{p}.emissionFactorType: must be 'lifecycle' or 'direct', got {eft!r}")
+    dis = m.get("disableEstimations", False)
+    if not isinstance(dis, bool):
+        raise plugin.CarbonConfigError(f"{p}.disableEstimations: expected true or false, got {dis!r}")
+    return ElectricityMapsConfig(
+        name=name,
+        base_url=plugin.url(m.get("baseUrl", DEFAULT_BASE_URL), f"{p}.baseUrl"),
+        token=plugin.secret(m, "token", p, base, required=False),
+        emission_factor_type=eft,
+        disable_estimations=dis,
+        timeout=plugin.timeout(m, p),
+    )
+
+
+def build(pc: ElectricityMapsConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    provider = ElectricityMapsProvider(
+        pc.name,
+        client,
+        token=pc.token,
+        emission_factor_type=pc.emission_factor_type,
+        disable_estimations=pc.disable_estimations,
+        clock=ctx.clock,
+    )
+    return provider, client.close
+
+
+PROVIDER = plugin.ProviderType("electricitymaps", parse_config, build, zone_example="'FI' (Electricity Maps)")

@@ -21,11 +21,14 @@ import bisect
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
+from . import plugin
 from .provider import ErrorReason, ProviderError
-from .series import IntensityPoint, IntensitySeries, utc
+from .series import IntensityPoint, IntensitySeries, SignalKind, utc
+from .trace_file import TraceFormatError, load_trace_csv
 
 TraceShift = Literal["none", "toNow"]
 MAX_NOISE_FRACTION = 0.5
@@ -148,3 +151,116 @@ def _prepare(zone: str, series: IntensitySeries, anchor: datetime | None, noise_
         for _ in series.points
     )
     return _Trace(series, offsets, period, a - first, noise)
+
+
+# -- configuration: providers.<name> with type: trace ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    TYPE: ClassVar[str] = "trace"
+    name: str
+    files: Mapping[str, Path]
+    units: plugin.Units = "gCO2eqPerKWh"
+    signal: SignalKind = SignalKind.AVERAGE
+    shift: TraceShift = "none"
+    anchor: datetime | None = None
+    noise_fraction: float = 0.0
+    seed: int = 0
+
+    @property
+    def scale(self) -> float:
+        return plugin.UNIT_SCALE[self.units]
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> TraceConfig:
+    plugin.known(m, p, ("type", "files", "units", "signal", "shift", "anchor", "noiseFraction", "seed"))
+    files_raw = plugin.mapping(m.get("files"), f"{p}.files") if "files" in m else None
+    if not files_raw:
+        raise plugin.CarbonConfigError(
+            f"{p}.files: required; map each zone to a CSV trace, e.g. {{DE: data/carbon/lwa_ger_2020.csv}}"
+        )
+    files: dict[str, Path] = {}
+    for zone, path in files_raw.items():
+        if not isinstance(path, str) or not path.strip():
+            raise plugin.CarbonConfigError(f"{p}.files.{zone}: expected a file path, got {path!r}")
+        fp = Path(path)
+        files[str(zone)] = fp if fp.is_absolute() else base / fp
+    shift = m.get("shift", "none")
+    if shift not in ("none", "toNow"):
+        raise plugin.CarbonConfigError(
+            f"{p}.shift: must be 'none' (file timestamps as they are) or 'toNow' (replay on the wall clock), "
+            f"got {shift!r}"
+        )
+    noise = m.get("noiseFraction", 0.0)
+    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < MAX_NOISE_FRACTION:
+        raise plugin.CarbonConfigError(
+            f"{p}.noiseFraction: expected a number in [0, {MAX_NOISE_FRACTION}), e.g. 0.05, got {noise!r}"
+        )
+    seed = m.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise plugin.CarbonConfigError(f"{p}.seed: expected a whole number, got {seed!r}")
+    units = plugin.units(m, p)
+    return TraceConfig(
+        name=name,
+        files=files,
+        units=units,
+        signal=plugin.signal(m, p, units),
+        shift=shift,
+        anchor=_anchor(m.get("anchor"), f"{p}.anchor"),
+        noise_fraction=float(noise),
+        seed=seed,
+    )
+
+
+def _anchor(raw: Any, path: str) -> datetime | None:
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        return utc(raw)
+    if isinstance(raw, date):
+        return datetime(raw.year, raw.month, raw.day, tzinfo=UTC)
+    if isinstance(raw, str):
+        try:
+            return utc(datetime.fromisoformat(raw.strip()))
+        except ValueError:
+            raise plugin.CarbonConfigError(
+                f'{path}: {raw!r} is not a timestamp; write e.g. "2020-06-01T00:00:00Z"'
+            ) from None
+    raise plugin.CarbonConfigError(f"{path}: expected a timestamp string, got {plugin.kind(raw)}")
+
+
+def build(pc: TraceConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    """Reads the files now, so a bad file fails at start-up naming the field."""
+    traces: dict[str, IntensitySeries] = {}
+    for zone, path in pc.files.items():
+        try:
+            traces[zone] = load_trace_csv(path, zone=zone, provider=pc.name, signal=pc.signal, scale=pc.scale)
+        except TraceFormatError as exc:
+            raise plugin.CarbonConfigError(
+                f"providers.{pc.name}.files.{zone}: {exc} (relative paths resolve against the config file's directory)"
+            ) from None
+    try:
+        trace = TraceProvider(
+            pc.name,
+            traces,
+            shift=pc.shift,
+            anchor=pc.anchor,
+            noise_fraction=pc.noise_fraction,
+            seed=pc.seed,
+            clock=ctx.clock,
+        )
+    except ValueError as exc:
+        raise plugin.CarbonConfigError(f"providers.{pc.name}.anchor: {exc}") from None
+    return trace, None
+
+
+def trace_zone(pc: TraceConfig, zone: str, path: str) -> str:
+    if zone not in pc.files:
+        raise plugin.CarbonConfigError(
+            f"{path}: trace provider {pc.name!r} has no file for zone {zone!r}; its zones: {', '.join(pc.files)}"
+        )
+    return zone
+
+
+PROVIDER = plugin.ProviderType("trace", parse_config, build, trace_zone, zone_example="'DE' (a trace file's zone)")

@@ -9,18 +9,23 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from . import plugin
 from .credentials import CredentialError, SecretRef
 from .payload import PayloadError, as_list, as_mapping, build_series, field, iso_z, number, timestamp
 from .provider import ErrorReason, ProviderError
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 DEFAULT_BASE_URL = "https://api.watttime.org"
 TOKEN_LIFETIME = timedelta(minutes=30)
-LBS_PER_MWH_TO_G_PER_KWH = 0.453592
+LBS_PER_MWH_TO_G_PER_KWH = plugin.LBS_PER_MWH_TO_G_PER_KWH
 """1 lb = 453.592 g and 1 MWh = 1000 kWh, so 1 lb/MWh = 0.453592 g/kWh."""
 MAX_HORIZON_HOURS = 72
 
@@ -159,3 +164,63 @@ class WattTimeProvider:
                 f"no data for region {zone} in [{iso_z(start)}, {iso_z(end)})", ErrorReason.NO_DATA
             )
         return series
+
+
+# -- configuration: providers.<name> with type: watttime -------------------------------------------
+
+
+@dataclass(frozen=True)
+class WattTimeConfig:
+    TYPE: ClassVar[str] = "watttime"
+    name: str
+    username: SecretRef
+    password: SecretRef
+    base_url: str = DEFAULT_BASE_URL
+    signal_type: str = "co2_moer"
+    timeout: timedelta | None = None
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> WattTimeConfig:
+    plugin.known(
+        m,
+        p,
+        (
+            "type",
+            "baseUrl",
+            "usernameEnv",
+            "usernameFile",
+            "passwordEnv",
+            "passwordFile",
+            "signalType",
+            "timeoutSeconds",
+        ),
+    )
+    sig = m.get("signalType", "co2_moer")
+    if sig not in SIGNAL_KINDS:
+        raise plugin.CarbonConfigError(
+            f"{p}.signalType: must be one of {', '.join(sorted(SIGNAL_KINDS))} "
+            f"(intensity signals in lbs/MWh), got {sig!r}"
+        )
+    user = plugin.secret(m, "username", p, base, required=True)
+    pw = plugin.secret(m, "password", p, base, required=True)
+    assert user is not None
+    assert pw is not None
+    return WattTimeConfig(
+        name=name,
+        username=user,
+        password=pw,
+        base_url=plugin.url(m.get("baseUrl", DEFAULT_BASE_URL), f"{p}.baseUrl"),
+        signal_type=sig,
+        timeout=plugin.timeout(m, p),
+    )
+
+
+def build(pc: WattTimeConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    provider = WattTimeProvider(
+        pc.name, client, username=pc.username, password=pc.password, signal_type=pc.signal_type, clock=ctx.clock
+    )
+    return provider, client.close
+
+
+PROVIDER = plugin.ProviderType("watttime", parse_config, build, zone_example="'CAISO_NORTH' (WattTime)")
