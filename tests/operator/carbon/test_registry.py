@@ -5,10 +5,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import pytest
 from prometheus_client import CollectorRegistry
+from pydantic import Field
 
 from green_operator.carbon import DataSource, IntensitySeries, plugin, registry, series_from_values
 from green_operator.carbon.config import CarbonConfigError, parse_carbon_config
@@ -41,12 +42,16 @@ class ToyProvider:
     history = forecast
 
 
+class ToySchema(plugin.Schema):
+    type: Literal["toy"]
+    grams: Annotated[float, Field(gt=0), plugin.Hint("expected a positive number of gCO2eq/kWh")] = Field(
+        description="the constant intensity"
+    )
+
+
 def parse_toy(name: str, m: Mapping[str, Any], p: str, base: Path) -> ToyConfig:
-    plugin.known(m, p, ("type", "grams"))
-    grams = m.get("grams")
-    if not isinstance(grams, int | float) or grams <= 0:
-        raise plugin.CarbonConfigError(f"{p}.grams: expected a positive number of gCO2eq/kWh, got {grams!r}")
-    return ToyConfig(name, float(grams))
+    v = plugin.validate(ToySchema, m, p)
+    return ToyConfig(name, v.grams)
 
 
 def build_toy(pc: ToyConfig, ctx: plugin.BuildContext) -> plugin.Built:
@@ -60,7 +65,7 @@ def toy_zone(pc: ToyConfig, zone: str, path: str) -> str | None:
     return None
 
 
-TOY = plugin.ProviderType("toy", parse_toy, build_toy, toy_zone, zone_example="'toy-1' (Toy)")
+TOY = plugin.ProviderType("toy", parse_toy, build_toy, toy_zone, zone_example="'toy-1' (Toy)", schema=ToySchema)
 
 
 @pytest.fixture
@@ -89,8 +94,12 @@ def test_the_service_uses_a_registered_provider(toy: None) -> None:
 
 def test_a_registered_provider_validates_its_own_fields(toy: None) -> None:
     bad = {**DOC, "providers": {"play": {"type": "toy", "grams": -1}}}
-    with pytest.raises(CarbonConfigError, match=r"^providers\.play\.grams: expected a positive number"):
+    with pytest.raises(CarbonConfigError, match=r"^providers\.play\.grams: expected a positive number.*, got -1$"):
         parse_carbon_config(bad)
+    with pytest.raises(CarbonConfigError, match=r"^providers\.play\.grams: required; the constant intensity$"):
+        parse_carbon_config({**DOC, "providers": {"play": {"type": "toy"}}})
+    with pytest.raises(CarbonConfigError, match=r"^providers\.play\.gram: unknown field; known fields: type, grams$"):
+        parse_carbon_config({**DOC, "providers": {"play": {"type": "toy", "gram": 1}}})
     bad_zone = {**DOC, "regions": [{"name": "lab", "carbon": {"provider": "play", "zone": "x"}}]}
     with pytest.raises(CarbonConfigError, match=r"^regions\[0\]\.carbon\.zone: toy zones start with 'toy-'"):
         parse_carbon_config(bad_zone)

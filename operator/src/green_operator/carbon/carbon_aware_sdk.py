@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
 
 from . import plugin
 from .payload import (
@@ -167,19 +169,26 @@ class CarbonAwareSdkConfig:
         return plugin.UNIT_SCALE[self.units]
 
 
+class CarbonAwareSdkSchema(plugin.Schema):
+    """providers.<name> with type: carbonawaresdk."""
+
+    type: Literal["carbonawaresdk"]
+    base_url: plugin.HttpUrl = Field(
+        alias="baseUrl", description="the Carbon Aware SDK WebAPI address, e.g. http://carbon-aware-sdk"
+    )
+    units: plugin.UnitsField = Field("gCO2eqPerKWh", description="gCO2eqPerKWh or lbsPerMWh")
+    signal: plugin.SignalField = Field(None, description="average or marginal (default: marginal for lbsPerMWh)")
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+
 def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> CarbonAwareSdkConfig:
-    plugin.known(m, p, ("type", "baseUrl", "units", "signal", "timeoutSeconds"))
-    if "baseUrl" not in m:
-        raise plugin.CarbonConfigError(
-            f"{p}.baseUrl: required; the Carbon Aware SDK WebAPI address, e.g. http://carbon-aware-sdk"
-        )
-    units = plugin.units(m, p)
+    v = plugin.validate(CarbonAwareSdkSchema, m, p)
     return CarbonAwareSdkConfig(
         name=name,
-        base_url=plugin.url(m["baseUrl"], f"{p}.baseUrl"),
-        units=units,
-        signal=plugin.signal(m, p, units),
-        timeout=plugin.timeout(m, p),
+        base_url=v.base_url,
+        units=v.units,
+        signal=plugin.signal_of(v.signal, v.units),
+        timeout=plugin.timedelta_or_none(v.timeout_seconds),
     )
 
 
@@ -188,4 +197,6 @@ def build(pc: CarbonAwareSdkConfig, ctx: plugin.BuildContext) -> plugin.Built:
     return CarbonAwareSdkProvider(pc.name, client, scale=pc.scale, signal=pc.signal, clock=ctx.clock), client.close
 
 
-PROVIDER = plugin.ProviderType("carbonawaresdk", parse_config, build, zone_example="'uksouth' (Carbon Aware SDK)")
+PROVIDER = plugin.ProviderType(
+    "carbonawaresdk", parse_config, build, zone_example="'uksouth' (Carbon Aware SDK)", schema=CarbonAwareSdkSchema
+)

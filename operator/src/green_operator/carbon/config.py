@@ -18,10 +18,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
+
+from green_operator.times import parse_duration
 
 from . import registry
-from .plugin import CarbonConfigError, ProviderConfig, duration, kind, known, mapping
+from .plugin import CarbonConfigError, Hint, ProviderConfig, Schema, kind, mapping, validate
 from .static_factors import StaticFactor, default_static_factor
 from .trace_provider import TraceConfig, trace_zone
 
@@ -81,18 +85,101 @@ class CarbonConfig:
         raise KeyError(name)
 
 
-# -- parsing --------------------------------------------------------------------------------------
-
-_SETTINGS_KEYS = {
-    "cacheTTL": "cache_ttl",
-    "staleAfter": "stale_after",
-    "requestTimeout": "request_timeout",
-    "forecastHorizon": "forecast_horizon",
-    "retryBackoff": "retry_backoff",
-    "maxRetryBackoff": "max_retry_backoff",
-}
-_REGION_CARBON_KEYS = ("provider", "zone", "fallbackTrace", "staticGramsPerKwh")
 _MAX_PLAUSIBLE_G_PER_KWH = 2000.0
+
+
+# -- schemas (the chart's values.schema.json is generated from these and the providers' schemas) -----
+
+DURATION_PATTERN = r"^\s*((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+\s*$"
+
+
+def _check_duration(v: str | None) -> str | None:
+    if v is not None:
+        parse_duration(v)  # ValueError: "'10 minutes' is not a duration; write it like ..."
+    return v
+
+
+DurationText = Annotated[
+    str | None,
+    AfterValidator(_check_duration),
+    Hint("expected a duration string like '30s', '10m' or '1h30m'"),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
+]
+
+
+class CarbonSettingsSchema(Schema):
+    """The ``carbon`` block: cache and retry settings of the carbon service."""
+
+    cache_ttl: DurationText = Field(None, alias="cacheTTL", description="reuse a live answer this long, e.g. 10m")
+    stale_after: DurationText = Field(None, alias="staleAfter", description="an answer older than this is stale")
+    request_timeout: DurationText = Field(None, alias="requestTimeout", description="HTTP request timeout, e.g. 10s")
+    forecast_horizon: DurationText = Field(None, alias="forecastHorizon", description="fetch forecasts this far ahead")
+    retry_backoff: DurationText = Field(None, alias="retryBackoff", description="first wait after a failure")
+    max_retry_backoff: DurationText = Field(None, alias="maxRetryBackoff", description="longest wait after failures")
+    max_retries: Annotated[int | None, Field(ge=0, le=10), Hint("expected a whole number 0..10")] = Field(
+        None, alias="maxRetries", description="immediate retries of one request after a connection failure or 5xx"
+    )
+
+
+class FallbackTraceSchema(Schema):
+    provider: str = Field(description="a provider of type trace")
+    zone: str | int = Field(description="one of that trace provider's zones")
+
+
+class RegionCarbonSchema(Schema):
+    """A region's ``carbon`` block."""
+
+    provider: Annotated[str | None, Hint("expected the name of a provider under 'providers'")] = Field(
+        None, description="name of a configured provider"
+    )
+    zone: str | int | None = Field(None, description="the provider's grid zone, e.g. FI, CAISO_NORTH, 13")
+    fallback_trace: FallbackTraceSchema | None = Field(None, alias="fallbackTrace")
+    static_grams_per_kwh: Annotated[
+        float | None,
+        Field(gt=0, le=_MAX_PLAUSIBLE_G_PER_KWH),
+        Hint(f"expected the region's annual average in gCO2eq/kWh (0 < value <= {_MAX_PLAUSIBLE_G_PER_KWH:g})"),
+    ] = Field(None, alias="staticGramsPerKwh", description="the region's annual average in gCO2eq/kWh")
+
+
+def schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    """``model``'s JSON schema as the chart uses it: YAML names, no titles, references inlined."""
+    raw = model.model_json_schema(by_alias=True)
+    defs = raw.pop("$defs", {})
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return clean(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: clean(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+
+    out: dict[str, Any] = clean(raw)
+    return out
+
+
+def providers_schema() -> dict[str, Any]:
+    """``providers``: a map of named providers, each validated by its registered type's schema."""
+    types = registry.provider_types()
+    rules = []
+    for t in types:
+        pt = registry.provider_type(t)
+        if pt is not None and pt.schema is not None:
+            rules.append({"if": {"properties": {"type": {"const": t}}}, "then": schema_of(pt.schema)})
+    return {
+        "type": "object",
+        "description": "named carbon-intensity providers",
+        "additionalProperties": {
+            "type": "object",
+            "properties": {"type": {"enum": list(types)}},
+            "required": ["type"],
+            "allOf": rules,
+        },
+    }
+
+
+# -- parsing --------------------------------------------------------------------------------------
 
 
 def parse_carbon_config(doc: Mapping[str, Any], base_dir: str | Path | None = None) -> CarbonConfig:
@@ -114,16 +201,15 @@ def _parse_settings(raw: Any, path: str) -> CarbonSettings:
     if raw is None:
         return CarbonSettings()
     m = mapping(raw, path)
-    known(m, path, (*_SETTINGS_KEYS, "maxRetries"))
-    values: dict[str, Any] = {}
-    for key, attr in _SETTINGS_KEYS.items():
-        if key in m:
-            values[attr] = duration(m[key], f"{path}.{key}")
-    if "maxRetries" in m:
-        n = m["maxRetries"]
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= 10:
-            raise CarbonConfigError(f"{path}.maxRetries: expected a whole number 0..10, got {n!r}")
-        values["max_retries"] = n
+    v = validate(CarbonSettingsSchema, m, path)
+    values: dict[str, Any] = {
+        attr: parse_duration(text)
+        for attr in ("cache_ttl", "stale_after", "request_timeout", "forecast_horizon", "retry_backoff",
+                     "max_retry_backoff")
+        if (text := getattr(v, attr)) is not None
+    }  # fmt: skip
+    if v.max_retries is not None:
+        values["max_retries"] = v.max_retries
     s = CarbonSettings(**values)
     if s.cache_ttl > s.stale_after:
         raise CarbonConfigError(
@@ -177,14 +263,12 @@ def _parse_regions(raw: Any, path: str, providers: Mapping[str, ProviderConfig])
 def _parse_region_carbon(region: str, raw: Any, p: str, providers: Mapping[str, ProviderConfig]) -> RegionCarbonConfig:
     if raw is None:
         return RegionCarbonConfig(region=region, static=default_static_factor(None, region))
-    m = mapping(raw, p)
-    known(m, p, _REGION_CARBON_KEYS)
-    provider = m.get("provider")
-    zone_raw = m.get("zone")
-    zone = None if zone_raw is None else str(zone_raw).strip()
+    v = validate(RegionCarbonSchema, mapping(raw, p), p)
+    provider = v.provider
+    zone = None if v.zone is None else str(v.zone).strip()
     static_zone = zone
     if provider is not None:
-        if not isinstance(provider, str) or provider not in providers:
+        if provider not in providers:
             names = ", ".join(sorted(providers)) or "(none configured under providers)"
             raise CarbonConfigError(
                 f"{p}.provider: unknown provider {provider!r}; known: {names}. "
@@ -196,33 +280,23 @@ def _parse_region_carbon(region: str, raw: Any, p: str, providers: Mapping[str, 
                 f"{p}.zone: required when provider is set; the provider's grid zone, e.g. {ptype.zone_example}"
             )
         static_zone = ptype.static_zone(providers[provider], zone, f"{p}.zone")
-    elif zone_raw is not None and not zone:
+    elif v.zone is not None and not zone:
         raise CarbonConfigError(f"{p}.zone: must not be empty")
     fallback = None
-    if "fallbackTrace" in m:
-        fm = mapping(m["fallbackTrace"], f"{p}.fallbackTrace")
-        known(fm, f"{p}.fallbackTrace", ("provider", "zone"))
-        tname = fm.get("provider")
-        tcfg = providers.get(tname) if isinstance(tname, str) else None
+    if v.fallback_trace is not None:
+        tname = v.fallback_trace.provider
+        tcfg = providers.get(tname)
         if not isinstance(tcfg, TraceConfig):
             traces = ", ".join(sorted(n for n, c in providers.items() if isinstance(c, TraceConfig)))
             raise CarbonConfigError(
                 f"{p}.fallbackTrace.provider: {tname!r} is not a provider of type trace; "
                 f"trace providers: {traces or '(none configured)'}"
             )
-        tzone = fm.get("zone")
-        if not isinstance(tzone, str | int) or isinstance(tzone, bool):
-            raise CarbonConfigError(f"{p}.fallbackTrace.zone: required; one of {', '.join(tcfg.files)}")
-        trace_zone(tcfg, str(tzone), f"{p}.fallbackTrace.zone")
-        fallback = TraceRef(tcfg.name, str(tzone))
-    if "staticGramsPerKwh" in m:
-        v = m["staticGramsPerKwh"]
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= _MAX_PLAUSIBLE_G_PER_KWH:
-            raise CarbonConfigError(
-                f"{p}.staticGramsPerKwh: expected the region's annual average in gCO2eq/kWh "
-                f"(0 < value <= {_MAX_PLAUSIBLE_G_PER_KWH:g}), got {v!r}"
-            )
-        static = StaticFactor(float(v), "configured staticGramsPerKwh")
+        tzone = str(v.fallback_trace.zone)
+        trace_zone(tcfg, tzone, f"{p}.fallbackTrace.zone")
+        fallback = TraceRef(tcfg.name, tzone)
+    if v.static_grams_per_kwh is not None:
+        static = StaticFactor(v.static_grams_per_kwh, "configured staticGramsPerKwh")
     else:
         static = default_static_factor(static_zone, region)
     return RegionCarbonConfig(region, provider, zone, fallback, static)

@@ -6,7 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, model_validator
 
 from . import plugin
 from .credentials import CredentialError, SecretRef
@@ -121,25 +123,42 @@ class ElectricityMapsConfig:
     timeout: timedelta | None = None
 
 
-def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> ElectricityMapsConfig:
-    plugin.known(
-        m,
-        p,
-        ("type", "baseUrl", "tokenEnv", "tokenFile", "emissionFactorType", "disableEstimations", "timeoutSeconds"),
+class ElectricityMapsSchema(plugin.Schema):
+    """providers.<name> with type: electricitymaps."""
+
+    model_config = ConfigDict(
+        **plugin.Schema.model_config, json_schema_extra=plugin.SecretFields.schema_extra(("token", False))
     )
-    eft = m.get("emissionFactorType")
-    if eft is not None and eft not in ("lifecycle", "direct"):
-        raise plugin.CarbonConfigError(f"{p}.emissionFactorType: must be 'lifecycle' or 'direct', got {eft!r}")
-    dis = m.get("disableEstimations", False)
-    if not isinstance(dis, bool):
-        raise plugin.CarbonConfigError(f"{p}.disableEstimations: expected true or false, got {dis!r}")
+
+    type: Literal["electricitymaps"]
+    base_url: plugin.HttpUrl = Field(DEFAULT_BASE_URL, alias="baseUrl", description="the API's address")
+    token_env: plugin.EnvName = Field(None, alias="tokenEnv", description="environment variable holding the token")
+    token_file: plugin.FileName = Field(
+        None, alias="tokenFile", description="file (a mounted Secret) holding the token"
+    )
+    emission_factor_type: Annotated[
+        Literal["lifecycle", "direct"] | None, plugin.Hint("must be 'lifecycle' or 'direct'")
+    ] = Field(None, alias="emissionFactorType", description="lifecycle or direct emissions (default: the API's)")
+    disable_estimations: Annotated[bool, plugin.Hint("expected true or false")] = Field(
+        False, alias="disableEstimations", description="leave out estimated values"
+    )
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> ElectricityMapsSchema:
+        plugin.SecretFields.check(self, "token", required=False)
+        return self
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> ElectricityMapsConfig:
+    v = plugin.validate(ElectricityMapsSchema, m, p)
     return ElectricityMapsConfig(
         name=name,
-        base_url=plugin.url(m.get("baseUrl", DEFAULT_BASE_URL), f"{p}.baseUrl"),
-        token=plugin.secret(m, "token", p, base, required=False),
-        emission_factor_type=eft,
-        disable_estimations=dis,
-        timeout=plugin.timeout(m, p),
+        base_url=v.base_url,
+        token=plugin.SecretFields.ref(v.token_env, v.token_file, base),
+        emission_factor_type=v.emission_factor_type,
+        disable_estimations=v.disable_estimations,
+        timeout=plugin.timedelta_or_none(v.timeout_seconds),
     )
 
 
@@ -156,4 +175,6 @@ def build(pc: ElectricityMapsConfig, ctx: plugin.BuildContext) -> plugin.Built:
     return provider, client.close
 
 
-PROVIDER = plugin.ProviderType("electricitymaps", parse_config, build, zone_example="'FI' (Electricity Maps)")
+PROVIDER = plugin.ProviderType(
+    "electricitymaps", parse_config, build, zone_example="'FI' (Electricity Maps)", schema=ElectricityMapsSchema
+)

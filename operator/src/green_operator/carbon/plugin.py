@@ -9,15 +9,18 @@ imports it when a provider is built.
 
 from __future__ import annotations
 
+import builtins
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, get_args
 
-from green_operator.times import parse_duration
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, ValidationError
+from pydantic.config import JsonDict
+from pydantic.fields import FieldInfo
 
 from .credentials import SecretRef
 from .provider import CarbonProvider
@@ -101,86 +104,158 @@ class ProviderType:
     static_zone: Callable[[Any, str, str], str | None] = lambda cfg, zone, path: zone
     zone_example: str = ""
     """Shown when a region names this provider but no zone, e.g. "'FI' (Electricity Maps)"."""
+    schema: builtins.type[BaseModel] | None = None
+    """The pydantic model of ``providers.<name>`` (with its ``type`` literal): the chart's JSON schema."""
 
 
-# -- field readers shared by the parsers -----------------------------------------------------------
+# -- schemas: pydantic models of providers.<name> -------------------------------------------------
+
+
+class Schema(BaseModel):
+    """Base of the provider schemas: YAML names (aliases), strict types, unknown fields refused.
+
+    A field's ``description`` says what it holds (the message when a required one is missing, and
+    the chart's JSON schema); a ``Hint`` in its metadata is the message for a wrong value.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass(frozen=True)
+class Hint:
+    text: str
+
+
+class FieldError(ValueError):
+    """Raised by a schema's model validator about one field (its YAML name)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+S = TypeVar("S", bound=BaseModel)
+
+Seconds = Annotated[float | None, Field(gt=0, le=300), Hint("expected seconds in (0, 300], e.g. 10")]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://"), Hint("expected an http(s) URL")]
+EnvName = Annotated[
+    str | None, StringConstraints(strip_whitespace=True, min_length=1), Hint("expected an environment variable name")
+]
+FileName = Annotated[str | None, StringConstraints(strip_whitespace=True, min_length=1), Hint("expected a file path")]
+UnitsField = Annotated[Units, Hint("must be 'gCO2eqPerKWh' or 'lbsPerMWh'")]
+SignalField = Annotated[Literal["average", "marginal"] | None, Hint("must be 'average' or 'marginal'")]
+
+
+def validate(model: type[S], m: Mapping[str, Any], p: str) -> S:
+    """``m`` validated by ``model``; the first problem as ``CarbonConfigError("<p>.<field>: <message>")``."""
+    try:
+        return model.model_validate(dict(m))
+    except ValidationError as exc:
+        raise CarbonConfigError(describe(exc, model, p)) from None
+
+
+def describe(exc: ValidationError, model: type[BaseModel], p: str) -> str:
+    """A pydantic error in the configuration's ``field.path: message`` form (unknown fields first)."""
+    errors = exc.errors()
+    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+    loc = [str(part) for part in e["loc"]]
+    where = ".".join([p, *loc])
+    owner, info = _walk(model, loc)
+    if e["type"] == "extra_forbidden":
+        return f"{where}: unknown field; known fields: {', '.join(aliases(owner))}"
+    cause = (e.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        return f"{'.'.join([p, *loc[:-1], cause.field]) if loc else p + '.' + cause.field}: {cause}"
+    if e["type"] == "value_error":
+        return f"{where}: {cause}"
+    if e["type"] == "missing":
+        return f"{where}: required; {info.description if info and info.description else 'see the documentation'}"
+    hint = next((h.text for h in info.metadata if isinstance(h, Hint)), None) if info else None
+    return f"{where}: {hint or e['msg']}, got {e['input']!r}"
+
+
+def _walk(model: type[BaseModel], loc: Sequence[str]) -> tuple[type[BaseModel], FieldInfo | None]:
+    """The model that owns the last field of ``loc`` (through nested models), and that field."""
+    owner, info = model, None
+    for i, part in enumerate(loc):
+        f = _field(owner, part)
+        if f is None:
+            break
+        info = f
+        nested = _model_in(f.annotation)
+        if nested is None or i == len(loc) - 1:
+            break
+        owner = nested
+    return owner, info
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for a in get_args(annotation) if (m := _model_in(a)) is not None), None)
+
+
+def aliases(model: type[BaseModel]) -> list[str]:
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _field(model: type[BaseModel], alias: str) -> FieldInfo | None:
+    return next((f for name, f in model.model_fields.items() if (f.alias or name) == alias), None)
+
+
+class SecretFields:
+    """``<stem>Env`` / ``<stem>File`` pairs: at most one of each pair (``required``: exactly one)."""
+
+    @staticmethod
+    def check(model: BaseModel, stem: str, *, required: bool) -> None:
+        env, file = getattr(model, f"{stem}_env"), getattr(model, f"{stem}_file")
+        if env is not None and file is not None:
+            raise FieldError(f"{stem}Env", f"set either {stem}Env or {stem}File, not both")
+        if required and env is None and file is None:
+            raise FieldError(
+                f"{stem}Env",
+                f"required; name the environment variable (or use {stem}File for a mounted Secret file) that holds it",
+            )
+
+    @staticmethod
+    def schema_extra(*stems: tuple[str, bool]) -> JsonDict:
+        """The same rules for the chart's JSON schema: ``json_schema_extra=schema_extra(("token", False))``."""
+        rules: list[JsonValue] = []
+        for stem, required in stems:
+            env, file = f"{stem}Env", f"{stem}File"
+            rules.append({"not": {"required": [env, file]}})
+            if required:
+                rules.append({"anyOf": [{"required": [env]}, {"required": [file]}]})
+        return {"allOf": rules}
+
+    @staticmethod
+    def ref(env: str | None, file: str | None, base: Path) -> SecretRef | None:
+        if env is not None:
+            return SecretRef(env=env)
+        if file is not None:
+            fp = Path(file)
+            return SecretRef(file=fp if fp.is_absolute() else base / fp)
+        return None
+
+
+def timedelta_or_none(seconds: float | None) -> timedelta | None:
+    return None if seconds is None else timedelta(seconds=seconds)
+
+
+def signal_of(raw: str | None, u: Units) -> SignalKind:
+    """Explicit ``signal``; by default lbs/MWh means a WattTime MOER source, i.e. marginal."""
+    if raw is None:
+        return SignalKind.MARGINAL if u == "lbsPerMWh" else SignalKind.AVERAGE
+    return SignalKind(raw)
+
+
+# -- readers for the shared parts of the configuration (carbon settings, regions) ---------------------
 
 
 def mapping(raw: Any, path: str) -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
         raise CarbonConfigError(f"{path}: expected a mapping (YAML object), got {kind(raw)}")
     return raw
-
-
-def known(m: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
-    for key in m:
-        if key not in allowed:
-            raise CarbonConfigError(f"{path}.{key}: unknown field; known fields: {', '.join(allowed)}")
-
-
-def duration(raw: Any, path: str) -> timedelta:
-    if not isinstance(raw, str):
-        raise CarbonConfigError(f"{path}: expected a duration string like '30s', '10m' or '1h30m', got {raw!r}")
-    try:
-        return parse_duration(raw)
-    except ValueError as exc:
-        raise CarbonConfigError(f"{path}: {exc}") from None
-
-
-def timeout(m: Mapping[str, Any], p: str) -> timedelta | None:
-    if "timeoutSeconds" not in m:
-        return None
-    v = m["timeoutSeconds"]
-    if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v <= 300:
-        raise CarbonConfigError(f"{p}.timeoutSeconds: expected seconds in (0, 300], e.g. 10, got {v!r}")
-    return timedelta(seconds=float(v))
-
-
-def url(raw: Any, path: str) -> str:
-    if not isinstance(raw, str) or not raw.startswith(("http://", "https://")):
-        raise CarbonConfigError(f"{path}: expected an http(s) URL, got {raw!r}")
-    return raw
-
-
-def secret(m: Mapping[str, Any], stem: str, p: str, base: Path, *, required: bool) -> SecretRef | None:
-    env, file = m.get(f"{stem}Env"), m.get(f"{stem}File")
-    if env is not None and file is not None:
-        raise CarbonConfigError(f"{p}.{stem}Env: set either {stem}Env or {stem}File, not both")
-    if env is not None:
-        if not isinstance(env, str) or not env.strip():
-            raise CarbonConfigError(f"{p}.{stem}Env: expected an environment variable name, got {env!r}")
-        return SecretRef(env=env.strip())
-    if file is not None:
-        if not isinstance(file, str) or not file.strip():
-            raise CarbonConfigError(f"{p}.{stem}File: expected a file path, got {file!r}")
-        fp = Path(file)
-        return SecretRef(file=fp if fp.is_absolute() else base / fp)
-    if required:
-        raise CarbonConfigError(
-            f"{p}.{stem}Env: required; name the environment variable (or use {stem}File for a mounted "
-            "Secret file) that holds it"
-        )
-    return None
-
-
-def units(m: Mapping[str, Any], p: str) -> Units:
-    u = m.get("units", "gCO2eqPerKWh")
-    if u == "gCO2eqPerKWh":
-        return "gCO2eqPerKWh"
-    if u == "lbsPerMWh":
-        return "lbsPerMWh"
-    raise CarbonConfigError(f"{p}.units: must be 'gCO2eqPerKWh' or 'lbsPerMWh', got {u!r}")
-
-
-def signal(m: Mapping[str, Any], p: str, u: Units) -> SignalKind:
-    """Explicit ``signal``; by default lbs/MWh means a WattTime MOER source, i.e. marginal."""
-    raw = m.get("signal")
-    if raw is None:
-        return SignalKind.MARGINAL if u == "lbsPerMWh" else SignalKind.AVERAGE
-    try:
-        return SignalKind(raw)
-    except ValueError:
-        raise CarbonConfigError(f"{p}.signal: must be 'average' or 'marginal', got {raw!r}") from None
 
 
 def kind(v: Any) -> str:

@@ -23,7 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BeforeValidator, Field
 
 from . import plugin
 from .provider import ErrorReason, ProviderError
@@ -173,43 +175,61 @@ class TraceConfig:
         return plugin.UNIT_SCALE[self.units]
 
 
-def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> TraceConfig:
-    plugin.known(m, p, ("type", "files", "units", "signal", "shift", "anchor", "noiseFraction", "seed"))
-    files_raw = plugin.mapping(m.get("files"), f"{p}.files") if "files" in m else None
-    if not files_raw:
-        raise plugin.CarbonConfigError(
-            f"{p}.files: required; map each zone to a CSV trace, e.g. {{DE: data/carbon/lwa_ger_2020.csv}}"
+def _files(raw: Any) -> Any:
+    if raw is None or (isinstance(raw, Mapping) and not raw):
+        raise plugin.FieldError(
+            "files", "required; map each zone to a CSV trace, e.g. {DE: data/carbon/lwa_ger_2020.csv}"
         )
-    files: dict[str, Path] = {}
-    for zone, path in files_raw.items():
+    if not isinstance(raw, Mapping):
+        raise plugin.FieldError("files", f"expected a mapping (YAML object), got {plugin.kind(raw)}")
+    out: dict[str, str] = {}
+    for zone, path in raw.items():
         if not isinstance(path, str) or not path.strip():
-            raise plugin.CarbonConfigError(f"{p}.files.{zone}: expected a file path, got {path!r}")
-        fp = Path(path)
-        files[str(zone)] = fp if fp.is_absolute() else base / fp
-    shift = m.get("shift", "none")
-    if shift not in ("none", "toNow"):
-        raise plugin.CarbonConfigError(
-            f"{p}.shift: must be 'none' (file timestamps as they are) or 'toNow' (replay on the wall clock), "
-            f"got {shift!r}"
-        )
-    noise = m.get("noiseFraction", 0.0)
-    if isinstance(noise, bool) or not isinstance(noise, int | float) or not 0 <= noise < MAX_NOISE_FRACTION:
-        raise plugin.CarbonConfigError(
-            f"{p}.noiseFraction: expected a number in [0, {MAX_NOISE_FRACTION}), e.g. 0.05, got {noise!r}"
-        )
-    seed = m.get("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise plugin.CarbonConfigError(f"{p}.seed: expected a whole number, got {seed!r}")
-    units = plugin.units(m, p)
+            raise plugin.FieldError(f"files.{zone}", f"expected a file path, got {path!r}")
+        out[str(zone)] = path
+    return out
+
+
+def _anchor_before(raw: Any) -> Any:
+    return _anchor(raw, "anchor")
+
+
+class TraceSchema(plugin.Schema):
+    """providers.<name> with type: trace."""
+
+    type: Literal["trace"]
+    files: Annotated[dict[str, str], BeforeValidator(_files)] = Field(
+        description="map each zone to a CSV trace, e.g. {DE: data/carbon/lwa_ger_2020.csv}", min_length=1
+    )
+    units: plugin.UnitsField = Field("gCO2eqPerKWh", description="gCO2eqPerKWh or lbsPerMWh")
+    signal: plugin.SignalField = Field(None, description="average or marginal (default: marginal for lbsPerMWh)")
+    shift: Annotated[
+        TraceShift,
+        plugin.Hint("must be 'none' (file timestamps as they are) or 'toNow' (replay on the wall clock)"),
+    ] = Field("none", description="none (file timestamps as they are) or toNow (replay on the wall clock)")
+    anchor: Annotated[datetime | None, BeforeValidator(_anchor_before)] = Field(
+        None, description='the trace time replayed at today 00:00 UTC with shift: toNow, e.g. "2020-06-01T00:00:00Z"'
+    )
+    noise_fraction: Annotated[
+        float,
+        Field(ge=0, lt=MAX_NOISE_FRACTION),
+        plugin.Hint(f"expected a number in [0, {MAX_NOISE_FRACTION}), e.g. 0.05"),
+    ] = Field(0.0, alias="noiseFraction", description="seeded multiplicative noise on the forecast")
+    seed: Annotated[int, plugin.Hint("expected a whole number")] = Field(0, description="the noise's seed")
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> TraceConfig:
+    v = plugin.validate(TraceSchema, m, p)
+    files = {zone: (Path(f) if Path(f).is_absolute() else base / f) for zone, f in v.files.items()}
     return TraceConfig(
         name=name,
         files=files,
-        units=units,
-        signal=plugin.signal(m, p, units),
-        shift=shift,
-        anchor=_anchor(m.get("anchor"), f"{p}.anchor"),
-        noise_fraction=float(noise),
-        seed=seed,
+        units=v.units,
+        signal=plugin.signal_of(v.signal, v.units),
+        shift=v.shift,
+        anchor=v.anchor,
+        noise_fraction=v.noise_fraction,
+        seed=v.seed,
     )
 
 
@@ -224,10 +244,8 @@ def _anchor(raw: Any, path: str) -> datetime | None:
         try:
             return utc(datetime.fromisoformat(raw.strip()))
         except ValueError:
-            raise plugin.CarbonConfigError(
-                f'{path}: {raw!r} is not a timestamp; write e.g. "2020-06-01T00:00:00Z"'
-            ) from None
-    raise plugin.CarbonConfigError(f"{path}: expected a timestamp string, got {plugin.kind(raw)}")
+            raise plugin.FieldError(path, f'{raw!r} is not a timestamp; write e.g. "2020-06-01T00:00:00Z"') from None
+    raise plugin.FieldError(path, f"expected a timestamp string, got {plugin.kind(raw)}")
 
 
 def build(pc: TraceConfig, ctx: plugin.BuildContext) -> plugin.Built:
@@ -263,4 +281,6 @@ def trace_zone(pc: TraceConfig, zone: str, path: str) -> str:
     return zone
 
 
-PROVIDER = plugin.ProviderType("trace", parse_config, build, trace_zone, zone_example="'DE' (a trace file's zone)")
+PROVIDER = plugin.ProviderType(
+    "trace", parse_config, build, trace_zone, zone_example="'DE' (a trace file's zone)", schema=TraceSchema
+)

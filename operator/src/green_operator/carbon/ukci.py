@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field
 
 from . import plugin
 from .payload import PayloadError, as_list, as_mapping, build_series, field, iso_z, number, timestamp
@@ -156,11 +158,17 @@ class UKCarbonIntensityConfig:
     timeout: timedelta | None = None
 
 
+class UKCarbonIntensitySchema(plugin.Schema):
+    """providers.<name> with type: ukcarbonintensity (no credentials)."""
+
+    type: Literal["ukcarbonintensity"]
+    base_url: plugin.HttpUrl = Field(DEFAULT_BASE_URL, alias="baseUrl", description="the API's address")
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+
 def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> UKCarbonIntensityConfig:
-    plugin.known(m, p, ("type", "baseUrl", "timeoutSeconds"))
-    return UKCarbonIntensityConfig(
-        name=name, base_url=plugin.url(m.get("baseUrl", DEFAULT_BASE_URL), f"{p}.baseUrl"), timeout=plugin.timeout(m, p)
-    )
+    v = plugin.validate(UKCarbonIntensitySchema, m, p)
+    return UKCarbonIntensityConfig(name=name, base_url=v.base_url, timeout=plugin.timedelta_or_none(v.timeout_seconds))
 
 
 def build(pc: UKCarbonIntensityConfig, ctx: plugin.BuildContext) -> plugin.Built:
@@ -177,5 +185,10 @@ def static_zone(pc: UKCarbonIntensityConfig, zone: str, path: str) -> str | None
 
 
 PROVIDER = plugin.ProviderType(
-    "ukcarbonintensity", parse_config, build, static_zone, zone_example="'national' or '13' (UK Carbon Intensity)"
+    "ukcarbonintensity",
+    parse_config,
+    build,
+    static_zone,
+    zone_example="'national' or '13' (UK Carbon Intensity)",
+    schema=UKCarbonIntensitySchema,
 )

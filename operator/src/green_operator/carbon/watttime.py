@@ -12,7 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field, model_validator
 
 from . import plugin
 from .credentials import CredentialError, SecretRef
@@ -180,38 +182,46 @@ class WattTimeConfig:
     timeout: timedelta | None = None
 
 
-def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> WattTimeConfig:
-    plugin.known(
-        m,
-        p,
-        (
-            "type",
-            "baseUrl",
-            "usernameEnv",
-            "usernameFile",
-            "passwordEnv",
-            "passwordFile",
-            "signalType",
-            "timeoutSeconds",
-        ),
+class WattTimeSchema(plugin.Schema):
+    """providers.<name> with type: watttime."""
+
+    model_config = ConfigDict(
+        **plugin.Schema.model_config,
+        json_schema_extra=plugin.SecretFields.schema_extra(("username", True), ("password", True)),
     )
-    sig = m.get("signalType", "co2_moer")
-    if sig not in SIGNAL_KINDS:
-        raise plugin.CarbonConfigError(
-            f"{p}.signalType: must be one of {', '.join(sorted(SIGNAL_KINDS))} "
-            f"(intensity signals in lbs/MWh), got {sig!r}"
-        )
-    user = plugin.secret(m, "username", p, base, required=True)
-    pw = plugin.secret(m, "password", p, base, required=True)
+
+    type: Literal["watttime"]
+    base_url: plugin.HttpUrl = Field(DEFAULT_BASE_URL, alias="baseUrl", description="the API's address")
+    username_env: plugin.EnvName = Field(None, alias="usernameEnv", description="environment variable: the username")
+    username_file: plugin.FileName = Field(None, alias="usernameFile", description="file holding the username")
+    password_env: plugin.EnvName = Field(None, alias="passwordEnv", description="environment variable: the password")
+    password_file: plugin.FileName = Field(None, alias="passwordFile", description="file holding the password")
+    signal_type: Annotated[
+        Literal["co2_moer", "co2_aoer"],
+        plugin.Hint(f"must be one of {', '.join(sorted(SIGNAL_KINDS))} (intensity signals in lbs/MWh)"),
+    ] = Field("co2_moer", alias="signalType", description="co2_moer (marginal) or co2_aoer (average)")
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> WattTimeSchema:
+        plugin.SecretFields.check(self, "username", required=True)
+        plugin.SecretFields.check(self, "password", required=True)
+        return self
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> WattTimeConfig:
+    v = plugin.validate(WattTimeSchema, m, p)
+    user = plugin.SecretFields.ref(v.username_env, v.username_file, base)
+    pw = plugin.SecretFields.ref(v.password_env, v.password_file, base)
     assert user is not None
     assert pw is not None
     return WattTimeConfig(
         name=name,
         username=user,
         password=pw,
-        base_url=plugin.url(m.get("baseUrl", DEFAULT_BASE_URL), f"{p}.baseUrl"),
-        signal_type=sig,
-        timeout=plugin.timeout(m, p),
+        base_url=v.base_url,
+        signal_type=v.signal_type,
+        timeout=plugin.timedelta_or_none(v.timeout_seconds),
     )
 
 
@@ -223,4 +233,6 @@ def build(pc: WattTimeConfig, ctx: plugin.BuildContext) -> plugin.Built:
     return provider, client.close
 
 
-PROVIDER = plugin.ProviderType("watttime", parse_config, build, zone_example="'CAISO_NORTH' (WattTime)")
+PROVIDER = plugin.ProviderType(
+    "watttime", parse_config, build, zone_example="'CAISO_NORTH' (WattTime)", schema=WattTimeSchema
+)
