@@ -7,7 +7,6 @@ The carbon parts (`providers`, `carbon`, `regions[].carbon`) are parsed by the c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -16,13 +15,12 @@ from typing import Any
 
 import yaml
 
-from .carbon.config import CarbonConfig, CarbonConfigError, parse_carbon_config
+from .carbon.config import DNS_LABEL, CarbonConfig, CarbonConfigError, parse_carbon_config, read_regions
 from .planner import PlannerSettings, power_profile
 from .regions import RegionConfig
 from .times import parse_duration
 
 REGION_LABEL = "topology.kubernetes.io/region"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class ConfigError(ValueError):
@@ -87,7 +85,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     if not isinstance(grant, bool):
         raise ConfigError("operator.grantPowerLimitCapability must be true or false")
     watch = op.get("watchNamespaces") or []
-    if not isinstance(watch, list) or not all(isinstance(n, str) and _DNS_LABEL.match(n) for n in watch):
+    if not isinstance(watch, list) or not all(isinstance(n, str) and DNS_LABEL.match(n) for n in watch):
         raise ConfigError("operator.watchNamespaces must be a list of namespace names (empty = all namespaces)")
     prom = _mapping(doc.get("prometheus") or {}, "prometheus")
     _known(prom, "prometheus", ("url", "interval"))
@@ -115,18 +113,14 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
 
 
 def _regions(raw: Any) -> tuple[RegionConfig, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError("regions must be a non-empty list, e.g. `regions: [{name: europe-west3, carbon: {...}}]`")
+    try:
+        entries = read_regions(raw, required=True)  # the same name rules as the carbon configuration
+    except CarbonConfigError as exc:
+        raise ConfigError(str(exc)) from exc
     out: list[RegionConfig] = []
-    for i, item in enumerate(raw):
+    for i, (name, m) in enumerate(entries):
         path = f"regions[{i}]"
-        m = _mapping(item, path)
         _known(m, path, ("name", "nodeSelector", "tolerations", "gpuModel", "carbon"))
-        name = m.get("name")
-        if not isinstance(name, str) or not _DNS_LABEL.match(name):
-            raise ConfigError(f"{path}.name must be a DNS label such as europe-west3, got {name!r}")
-        if any(r.name == name for r in out):
-            raise ConfigError(f"{path}.name {name!r} is listed twice; region names must be unique")
         selector = m.get("nodeSelector") or {REGION_LABEL: name}
         if not isinstance(selector, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in selector.items()

@@ -14,6 +14,7 @@ objects can be logged or repr()'d safely.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -240,24 +241,43 @@ def _parse_providers(raw: Any, path: str, base: Path) -> dict[str, ProviderConfi
     return out
 
 
-def _parse_regions(raw: Any, path: str, providers: Mapping[str, ProviderConfig]) -> tuple[RegionCarbonConfig, ...]:
-    if raw is None:
-        return ()
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def read_regions(raw: Any, path: str = "regions", *, required: bool = False) -> list[tuple[str, Mapping[str, Any]]]:
+    """The ``regions`` list as (name, entry) pairs: the one set of rules for region names, used by the
+    carbon configuration and by the operator configuration (which reads the rest of each entry).
+    ``required``: a missing or empty list is an error (the operator needs at least one region)."""
+    if raw is None or (required and raw == []):
+        if required:
+            raise CarbonConfigError(
+                f"{path} must be a non-empty list, e.g. `regions: [{{name: europe-west3, carbon: {{...}}}}]`"
+            )
+        return []
     if not isinstance(raw, list):
         raise CarbonConfigError(f"{path}: expected a list of regions, got {kind(raw)}")
     seen: set[str] = set()
-    out: list[RegionCarbonConfig] = []
+    out: list[tuple[str, Mapping[str, Any]]] = []
     for i, item in enumerate(raw):
         p = f"{path}[{i}]"
         rm = mapping(item, p)
         name = rm.get("name")
         if not isinstance(name, str) or not name.strip():
             raise CarbonConfigError(f"{p}.name: required; the region's name, e.g. europe-north1")
+        if not DNS_LABEL.match(name):
+            raise CarbonConfigError(f"{p}.name must be a DNS label such as europe-west3, got {name!r}")
         if name in seen:
             raise CarbonConfigError(f"{p}.name: duplicate region {name!r}; region names must be unique")
         seen.add(name)
-        out.append(_parse_region_carbon(name, rm.get("carbon"), f"{p}.carbon", providers))
-    return tuple(out)
+        out.append((name, rm))
+    return out
+
+
+def _parse_regions(raw: Any, path: str, providers: Mapping[str, ProviderConfig]) -> tuple[RegionCarbonConfig, ...]:
+    return tuple(
+        _parse_region_carbon(name, entry.get("carbon"), f"{path}[{i}].carbon", providers)
+        for i, (name, entry) in enumerate(read_regions(raw, path))
+    )
 
 
 def _parse_region_carbon(region: str, raw: Any, p: str, providers: Mapping[str, ProviderConfig]) -> RegionCarbonConfig:
@@ -296,7 +316,7 @@ def _parse_region_carbon(region: str, raw: Any, p: str, providers: Mapping[str, 
         trace_zone(tcfg, tzone, f"{p}.fallbackTrace.zone")
         fallback = TraceRef(tcfg.name, tzone)
     if v.static_grams_per_kwh is not None:
-        static = StaticFactor(v.static_grams_per_kwh, "configured staticGramsPerKwh")
+        static = StaticFactor(float(v.static_grams_per_kwh), "configured staticGramsPerKwh")
     else:
         static = default_static_factor(static_zone, region)
     return RegionCarbonConfig(region, provider, zone, fallback, static)
