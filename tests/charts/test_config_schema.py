@@ -77,6 +77,26 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "/config/regions/0/carbon/staticGramsPerKwh",
         "regions[0].carbon.staticGramsPerKwh: expected the region's annual average",
     ),
+    (
+        _config(UK, planner={"hysteresis": 2}),
+        "/config/planner/hysteresis",
+        "planner.hysteresis must be a fraction in [0, 1)",
+    ),
+    (
+        _config(UK, planner={"slott": "1m"}),
+        "additional properties 'slott' not allowed",
+        "planner: unknown key(s) ['slott']",
+    ),
+    (
+        _config(UK, operator={"trainerMetricsPort": 70000}),
+        "/config/operator/trainerMetricsPort",
+        "operator.trainerMetricsPort must be a TCP port number (0 disables), got 70000",
+    ),
+    (
+        _config(UK, prometheus={"url": "prometheus:9090"}),
+        "/config/prometheus/url",
+        "prometheus.url must be an http(s) URL",
+    ),
 ]
 
 

@@ -124,6 +124,10 @@ class Schema(BaseModel):
 @dataclass(frozen=True)
 class Hint:
     text: str
+    inline: bool = False
+    """Written as ``path text`` (the operator settings' style) instead of ``path: text``."""
+    got: bool = True
+    """Followed by ``, got <value>``."""
 
 
 class FieldError(ValueError):
@@ -146,21 +150,31 @@ UnitsField = Annotated[Units, Hint("must be 'gCO2eqPerKWh' or 'lbsPerMWh'")]
 SignalField = Annotated[Literal["average", "marginal"] | None, Hint("must be 'average' or 'marginal'")]
 
 
-def validate(model: type[S], m: Mapping[str, Any], p: str) -> S:
-    """``m`` validated by ``model``; the first problem as ``CarbonConfigError("<p>.<field>: <message>")``."""
+def validate(model: type[S], m: Mapping[str, Any], p: str, *, unknown: Literal["field", "keys"] = "field") -> S:
+    """``m`` validated by ``model``; the first problem as ``CarbonConfigError("<p>.<field>: <message>")``.
+    ``unknown="keys"``: unknown keys are listed together, ``<p>: unknown key(s) [...]; allowed: [...]``."""
     try:
         return model.model_validate(dict(m))
     except ValidationError as exc:
-        raise CarbonConfigError(describe(exc, model, p)) from None
+        raise CarbonConfigError(describe(exc, model, p, unknown=unknown)) from None
 
 
-def describe(exc: ValidationError, model: type[BaseModel], p: str) -> str:
+def describe(
+    exc: ValidationError, model: type[BaseModel], p: str, *, unknown: Literal["field", "keys"] = "field"
+) -> str:
     """A pydantic error in the configuration's ``field.path: message`` form (unknown fields first)."""
     errors = exc.errors()
-    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+    extra = [x for x in errors if x["type"] == "extra_forbidden"]
+    if unknown == "keys" and extra and all(len(x["loc"]) == 1 for x in extra):
+        keys = sorted(str(x["loc"][0]) for x in extra)
+        return f"{p}: unknown key(s) {keys}; allowed: {sorted(aliases(model))}"
+    e = extra[0] if extra else errors[0]
     loc = [str(part) for part in e["loc"]]
     where = ".".join([p, *loc])
     owner, info = _walk(model, loc)
+    hint = next((h for h in info.metadata if isinstance(h, Hint)), None) if info else None
+    if hint is not None and hint.inline and e["type"] not in ("extra_forbidden", "value_error", "missing"):
+        return f"{p}.{loc[0]} {hint.text}" + (f", got {e['input']!r}" if hint.got else "")
     if e["type"] == "extra_forbidden":
         return f"{where}: unknown field; known fields: {', '.join(aliases(owner))}"
     cause = (e.get("ctx") or {}).get("error")
@@ -170,8 +184,7 @@ def describe(exc: ValidationError, model: type[BaseModel], p: str) -> str:
         return f"{where}: {cause}"
     if e["type"] == "missing":
         return f"{where}: required; {info.description if info and info.description else 'see the documentation'}"
-    hint = next((h.text for h in info.metadata if isinstance(h, Hint)), None) if info else None
-    return f"{where}: {hint or e['msg']}, got {e['input']!r}"
+    return f"{where}: {hint.text if hint else e['msg']}, got {e['input']!r}"
 
 
 def _walk(model: type[BaseModel], loc: Sequence[str]) -> tuple[type[BaseModel], FieldInfo | None]:
