@@ -25,14 +25,14 @@ sys.path.insert(0, str(ROOT / "operator" / "src"))
 
 
 def generate(current: str) -> str:
-    from green_operator.carbon.config import CarbonSettingsSchema, RegionCarbonSchema, providers_schema, schema_of
-    from green_operator.config import OperatorSchema, PlannerSchema, PrometheusSchema
+    from green_operator.carbon.config import CarbonSettingsSchema, providers_schema, schema_of
+    from green_operator.config import OperatorSchema, PlannerSchema, PrometheusSchema, RegionSchema
 
     doc: dict[str, Any] = json.loads(current)
     config = doc["properties"]["config"]["properties"]
     config["providers"] = providers_schema()
     config["carbon"] = {**schema_of(CarbonSettingsSchema), "description": "cache and retry settings"}
-    config["regions"]["items"]["properties"]["carbon"] = schema_of(RegionCarbonSchema)
+    config["regions"] = {"type": "array", "minItems": 1, "items": schema_of(RegionSchema)}
     config["planner"] = {**schema_of(PlannerSchema), "description": "the planner's knobs"}
     operator = schema_of(OperatorSchema)
     for chart_owned in CHART_OWNED:

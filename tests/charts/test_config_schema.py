@@ -78,6 +78,16 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
         "regions[0].carbon.staticGramsPerKwh: expected the region's annual average",
     ),
     (
+        _config(UK, [{"name": "r1", "nodeSelector": {"zone": 1}}]),
+        "/config/regions/0/nodeSelector/zone",
+        "regions[0].nodeSelector must map label names to string values",
+    ),
+    (
+        _config(UK, [{"name": "Bad_Name"}]),
+        "/config/regions/0/name",
+        "regions[0].name must be a DNS label",
+    ),
+    (
         _config(UK, planner={"hysteresis": 2}),
         "/config/planner/hysteresis",
         "planner.hysteresis must be a fraction in [0, 1)",

@@ -7,7 +7,7 @@ The carbon parts (`providers`, `carbon`, `regions[].carbon`) are parsed by the c
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from .carbon.config import (
     CarbonConfig,
     CarbonConfigError,
     DurationText,
+    RegionCarbonSchema,
     parse_carbon_config,
     read_regions,
 )
@@ -81,6 +82,24 @@ def load_config(path: str | Path) -> OperatorConfig:
 
 Fraction = Annotated[float | None, Field(ge=0, lt=1)]
 Port = Annotated[int | None, Field(ge=0, le=65535), Hint("must be a TCP port number (0 disables)", inline=True)]
+
+
+class RegionSchema(Schema):
+    """One entry of ``regions`` (its ``carbon`` block is read by the carbon configuration)."""
+
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL.pattern)] = Field(
+        description="the nodes' region label value, a DNS label such as europe-west3"
+    )
+    node_selector: Annotated[
+        dict[str, str] | None, Hint("must map label names to string values", inline=True, got=False)
+    ] = Field(None, alias="nodeSelector", description="default: topology.kubernetes.io/region=<name>")
+    tolerations: Annotated[
+        list[dict[str, Any]] | None, Hint("must be a list of Kubernetes tolerations", inline=True, got=False)
+    ] = Field(None, description="added to the job's pods in this region")
+    gpu_model: Annotated[str | None, Hint("must be a string such as H100", inline=True, got=False)] = Field(
+        None, alias="gpuModel", description="the region's GPU model, e.g. H100"
+    )
+    carbon: RegionCarbonSchema | None = Field(None, description="where the region's carbon data comes from")
 
 
 class PlannerSchema(Schema):
@@ -170,20 +189,9 @@ def _regions(raw: Any) -> tuple[RegionConfig, ...]:
         raise ConfigError(str(exc)) from exc
     out: list[RegionConfig] = []
     for i, (name, m) in enumerate(entries):
-        path = f"regions[{i}]"
-        _known(m, path, ("name", "nodeSelector", "tolerations", "gpuModel", "carbon"))
-        selector = m.get("nodeSelector") or {REGION_LABEL: name}
-        if not isinstance(selector, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in selector.items()
-        ):
-            raise ConfigError(f"{path}.nodeSelector must map label names to string values")
-        tolerations = m.get("tolerations") or []
-        if not isinstance(tolerations, list) or not all(isinstance(t, Mapping) for t in tolerations):
-            raise ConfigError(f"{path}.tolerations must be a list of Kubernetes tolerations")
-        model = m.get("gpuModel")
-        if model is not None and not isinstance(model, str):
-            raise ConfigError(f"{path}.gpuModel must be a string such as H100")
-        out.append(RegionConfig(name, dict(selector), tuple(dict(t) for t in tolerations), model))
+        v = _validated(RegionSchema, m, f"regions[{i}]")
+        selector = v.node_selector or {REGION_LABEL: name}
+        out.append(RegionConfig(name, dict(selector), tuple(dict(t) for t in v.tolerations or ()), v.gpu_model))
     return tuple(out)
 
 
@@ -219,9 +227,3 @@ def _reference_model(raw: str | None) -> str | None:
 def _dur(text: str | None, default: timedelta) -> timedelta:
     """An already validated duration (DurationText), or the default."""
     return default if text is None else parse_duration(text)
-
-
-def _known(m: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
-    unknown = sorted(set(m) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
