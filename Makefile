@@ -15,7 +15,7 @@ export GREEN_CACHE ?= $(HOME)/.cache/green-training
 CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
 KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
 
-.PHONY: crd crd-template help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
+.PHONY: crd crd-template config-schema help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
         verify test test-unit test-integration demo bench clean
 
 help: ## List the targets
@@ -49,7 +49,11 @@ cluster-status: ## Which control-plane processes run
 
 crd: setup ## Regenerate crds/ from hack/crd/greentrainingjobs.in.yaml (and copy it into the chart)
 	cd hack/crd && ../../$(PY) gen_crd.py > ../../crds/greentraining.io_greentrainingjobs.yaml
+	$(PY) hack/gen_config_schema.py --write
 	$(PY) hack/verify.py --fix
+
+config-schema: setup ## Regenerate the chart's values.schema.json `config` part from the configuration's pydantic models
+	$(PY) hack/gen_config_schema.py --write
 
 crd-template: setup cluster-up ## Refresh the PodTemplateSpec schema from the local kube-apiserver
 	$(CONTROLPLANE_BIN)/kubectl --kubeconfig $(KUBECONFIG_PATH) get --raw /openapi/v3/api/v1 \

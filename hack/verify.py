@@ -1,8 +1,10 @@
 """Fail on drift between generated or copied files and their sources (`make lint` runs it).
 
 - crds/ must equal what hack/crd/gen_crd.py generates from its input;
-- every chart's crds/ folder must hold an identical copy of crds/.
-`--fix` rewrites the chart copies instead of failing.
+- every chart's crds/ folder must hold an identical copy of crds/;
+- the chart's values.schema.json `config` part must equal what hack/gen_config_schema.py generates
+  from the configuration's pydantic models.
+`--fix` rewrites the chart copies and the schema instead of failing.
 """
 
 from __future__ import annotations
@@ -33,6 +35,16 @@ def main(argv: list[str]) -> int:
                 print(f"updated {copy.relative_to(ROOT)}")
             else:
                 problems.append(f"{copy.relative_to(ROOT)} differs from {crd.relative_to(ROOT)}: run `make crd`")
+    schema = ROOT / "charts" / "green-training-operator" / "values.schema.json"
+    expected = subprocess.run(
+        [sys.executable, str(ROOT / "hack" / "gen_config_schema.py")], check=True, capture_output=True, text=True
+    ).stdout
+    if schema.read_text() != expected:
+        if fix:
+            schema.write_text(expected)
+            print(f"updated {schema.relative_to(ROOT)}")
+        else:
+            problems.append(f"{schema.relative_to(ROOT)} is stale: run `make config-schema`")
     for p in problems:
         print(f"verify: {p}", file=sys.stderr)
     return 1 if problems else 0

@@ -73,3 +73,23 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     scalar.write_text(yaml.safe_dump("hello"))
     with pytest.raises(ConfigError, match="must be a mapping"):
         load_config(scalar)
+
+
+@pytest.mark.parametrize(
+    ("regions", "text"),
+    [
+        ([{"name": "Bad_Name"}], "regions[0].name must be a DNS label such as europe-west3, got 'Bad_Name'"),
+        ([{"name": "a"}, {"name": "a"}], "regions[1].name: duplicate region 'a'; region names must be unique"),
+        ([{"carbon": {}}], "regions[0].name: required; the region's name"),
+        ({"name": "a"}, "regions: expected a list of regions, got dict"),
+    ],
+)
+def test_the_operator_and_the_carbon_configuration_read_region_names_by_one_rule(regions: Any, text: str) -> None:
+    from green_operator.carbon.config import CarbonConfigError, parse_carbon_config
+
+    with pytest.raises(ConfigError) as operator_err:
+        parse_config({"regions": regions})
+    with pytest.raises(CarbonConfigError) as carbon_err:
+        parse_carbon_config({"regions": regions})
+    assert str(operator_err.value) == str(carbon_err.value)
+    assert str(carbon_err.value).startswith(text)

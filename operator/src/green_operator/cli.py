@@ -22,20 +22,44 @@ def build_parser() -> argparse.ArgumentParser:
         prog="green-operator",
         description="Runs GreenTrainingJobs where and when the electricity is cleanest.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _SUBCOMMANDS:
         try:
             module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a subcommand not built yet
+        except Exception as exc:
+            raise SubcommandImportError(name, exc) from exc
         module.register(sub)
     return parser
 
 
+class SubcommandImportError(RuntimeError):
+    """A subcommand's module failed to import: a broken installation, never silently skipped."""
+
+    def __init__(self, module: str, cause: BaseException) -> None:
+        super().__init__(f"cannot load subcommand module {module}: {type(cause).__name__}: {cause}")
+        self.module = module
+
+
+def version() -> str:
+    """The installed distribution's version, else the package's own."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("green-training-operator")
+    except PackageNotFoundError:
+        from green_operator import __version__
+
+        return __version__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except SubcommandImportError as exc:
+        print(f"green-operator: {exc}", file=sys.stderr)
+        return 1
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     return func(args)

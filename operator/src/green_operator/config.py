@@ -7,22 +7,30 @@ The carbon parts (`providers`, `carbon`, `regions[].carbon`) are parsed by the c
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import Field, StringConstraints
 
-from .carbon.config import CarbonConfig, CarbonConfigError, parse_carbon_config
+from .carbon.config import (
+    DNS_LABEL,
+    CarbonConfig,
+    CarbonConfigError,
+    DurationText,
+    RegionCarbonSchema,
+    parse_carbon_config,
+    read_regions,
+)
+from .carbon.plugin import Hint, S, Schema, mapping, validate
 from .planner import PlannerSettings, power_profile
 from .regions import RegionConfig
 from .times import parse_duration
 
 REGION_LABEL = "topology.kubernetes.io/region"
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 class ConfigError(ValueError):
@@ -70,6 +78,81 @@ def load_config(path: str | Path) -> OperatorConfig:
     return parse_config(doc, base_dir=p.parent, source=str(p))
 
 
+# -- schemas (the chart's values.schema.json `config` part is generated from these and the carbon ones)
+
+Fraction = Annotated[float | None, Field(ge=0, lt=1)]
+Port = Annotated[int | None, Field(ge=0, le=65535), Hint("must be a TCP port number (0 disables)", inline=True)]
+
+
+class RegionSchema(Schema):
+    """One entry of ``regions`` (its ``carbon`` block is read by the carbon configuration)."""
+
+    name: Annotated[str, StringConstraints(pattern=DNS_LABEL.pattern)] = Field(
+        description="the nodes' region label value, a DNS label such as europe-west3"
+    )
+    node_selector: Annotated[
+        dict[str, str] | None, Hint("must map label names to string values", inline=True, got=False)
+    ] = Field(None, alias="nodeSelector", description="default: topology.kubernetes.io/region=<name>")
+    tolerations: Annotated[
+        list[dict[str, Any]] | None, Hint("must be a list of Kubernetes tolerations", inline=True, got=False)
+    ] = Field(None, description="added to the job's pods in this region")
+    gpu_model: Annotated[str | None, Hint("must be a string such as H100", inline=True, got=False)] = Field(
+        None, alias="gpuModel", description="the region's GPU model, e.g. H100"
+    )
+    carbon: RegionCarbonSchema | None = Field(None, description="where the region's carbon data comes from")
+
+
+class PlannerSchema(Schema):
+    """The planner's knobs; durations like 15m, 48h."""
+
+    slot: DurationText = Field(None, description="planning grid step, e.g. 15m")
+    horizon: DurationText = Field(None, description="how far ahead plans look, e.g. 48h")
+    replan_interval: DurationText = Field(None, alias="replanInterval", description="re-plan deferred jobs this often")
+    forecast_refresh: DurationText = Field(None, alias="forecastRefresh", description="reuse a region's forecast")
+    default_gpu_watts: Annotated[
+        float | None, Field(gt=0), Hint("must be a positive number of watts, e.g. 300", inline=True, got=False)
+    ] = Field(None, alias="defaultGpuWatts", description="draw per GPU when a job does not say")
+    hysteresis: Annotated[Fraction, Hint("must be a fraction in [0, 1), e.g. 0.05", inline=True, got=False)] = Field(
+        None, description="fraction of emissions a new plan must save before a deferred job moves"
+    )
+    reserve_fraction: Annotated[
+        Fraction,
+        Hint("must be a fraction in [0, 1), e.g. 0.2 (0 turns the reserve off)", inline=True, got=False),
+    ] = Field(None, alias="reserveFraction", description="GPUs kept for jobs that cannot wait")
+    reserve_ramp: DurationText = Field(None, alias="reserveRamp", description="how the reserve ramps, e.g. 2h")
+    reference_gpu_model: Annotated[str | None, Hint("must be a GPU model such as H100", inline=True)] = Field(
+        None, alias="referenceGpuModel", description="the GPU that jobs' estimatedDuration is given for"
+    )
+
+
+class OperatorSchema(Schema):
+    metrics_port: Port = Field(None, alias="metricsPort", description="the operator's metrics port")
+    trainer_metrics_port: Port = Field(None, alias="trainerMetricsPort", description="the trainer pods' metrics port")
+    watch_namespaces: Annotated[
+        list[Annotated[str, StringConstraints(pattern=DNS_LABEL.pattern)]] | None,
+        Hint("must be a list of namespace names (empty = all namespaces)", inline=True, got=False),
+    ] = Field(None, alias="watchNamespaces", description="empty: all namespaces")
+    grant_power_limit_capability: Annotated[bool | None, Hint("must be true or false", inline=True, got=False)] = Field(
+        None, alias="grantPowerLimitCapability", description="let the trainer wrapper set the GPU power limit"
+    )
+
+
+class PrometheusSchema(Schema):
+    url: Annotated[
+        str | None,
+        StringConstraints(pattern=r"^https?://"),
+        Hint("must be an http(s) URL such as http://prometheus-operated.monitoring:9090", inline=True, got=False),
+    ] = Field(None, description="where the trainers' metrics are scraped")
+    interval: DurationText = Field(None, description="how often running jobs' energy is read, e.g. 1m")
+
+
+def _validated(model: type[S], raw: Any, path: str) -> S:
+    try:
+        return validate(model, mapping(raw or {}, path), path, unknown="keys")
+    except CarbonConfigError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str = "<inline>") -> OperatorConfig:
     known = {"regions", "providers", "carbon", "planner", "operator", "prometheus"}
     unknown = sorted(set(doc) - known)
@@ -80,106 +163,60 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     except CarbonConfigError as exc:
         raise ConfigError(str(exc)) from exc
     regions = _regions(doc.get("regions"))
-    planner, replan, refresh = _planner(doc.get("planner") or {})
-    op = _mapping(doc.get("operator") or {}, "operator")
-    _known(op, "operator", ("metricsPort", "trainerMetricsPort", "watchNamespaces", "grantPowerLimitCapability"))
-    grant = op.get("grantPowerLimitCapability", False)
-    if not isinstance(grant, bool):
-        raise ConfigError("operator.grantPowerLimitCapability must be true or false")
-    watch = op.get("watchNamespaces") or []
-    if not isinstance(watch, list) or not all(isinstance(n, str) and _DNS_LABEL.match(n) for n in watch):
-        raise ConfigError("operator.watchNamespaces must be a list of namespace names (empty = all namespaces)")
-    prom = _mapping(doc.get("prometheus") or {}, "prometheus")
-    _known(prom, "prometheus", ("url", "interval"))
-    prom_url = prom.get("url")
-    if prom_url is not None and (not isinstance(prom_url, str) or not prom_url.startswith(("http://", "https://"))):
-        raise ConfigError("prometheus.url must be an http(s) URL such as http://prometheus-operated.monitoring:9090")
-    try:
-        live_interval = parse_duration(str(prom.get("interval", "1m")))
-    except ValueError as exc:
-        raise ConfigError(f"prometheus.interval: {exc}") from exc
+    planner, replan, refresh = _planner(_validated(PlannerSchema, doc.get("planner"), "planner"))
+    op = _validated(OperatorSchema, doc.get("operator"), "operator")
+    prom = _validated(PrometheusSchema, doc.get("prometheus"), "prometheus")
     return OperatorConfig(
         regions=regions,
         carbon=carbon,
         planner=planner,
         replan_interval=replan,
         forecast_refresh=refresh,
-        metrics_port=_port(op.get("metricsPort", 8080), "operator.metricsPort"),
-        trainer_metrics_port=_port(op.get("trainerMetricsPort", 9402), "operator.trainerMetricsPort"),
-        watch_namespaces=tuple(watch),
-        grant_power_limit_capability=grant,
-        prometheus_url=prom_url,
-        live_energy_interval=live_interval,
+        metrics_port=8080 if op.metrics_port is None else op.metrics_port,
+        trainer_metrics_port=9402 if op.trainer_metrics_port is None else op.trainer_metrics_port,
+        watch_namespaces=tuple(op.watch_namespaces or ()),
+        grant_power_limit_capability=bool(op.grant_power_limit_capability),
+        prometheus_url=prom.url,
+        live_energy_interval=_dur(prom.interval, timedelta(minutes=1)),
         source=source,
     )
 
 
 def _regions(raw: Any) -> tuple[RegionConfig, ...]:
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError("regions must be a non-empty list, e.g. `regions: [{name: europe-west3, carbon: {...}}]`")
+    try:
+        entries = read_regions(raw, required=True)  # the same name rules as the carbon configuration
+    except CarbonConfigError as exc:
+        raise ConfigError(str(exc)) from exc
     out: list[RegionConfig] = []
-    for i, item in enumerate(raw):
-        path = f"regions[{i}]"
-        m = _mapping(item, path)
-        _known(m, path, ("name", "nodeSelector", "tolerations", "gpuModel", "carbon"))
-        name = m.get("name")
-        if not isinstance(name, str) or not _DNS_LABEL.match(name):
-            raise ConfigError(f"{path}.name must be a DNS label such as europe-west3, got {name!r}")
-        if any(r.name == name for r in out):
-            raise ConfigError(f"{path}.name {name!r} is listed twice; region names must be unique")
-        selector = m.get("nodeSelector") or {REGION_LABEL: name}
-        if not isinstance(selector, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in selector.items()
-        ):
-            raise ConfigError(f"{path}.nodeSelector must map label names to string values")
-        tolerations = m.get("tolerations") or []
-        if not isinstance(tolerations, list) or not all(isinstance(t, Mapping) for t in tolerations):
-            raise ConfigError(f"{path}.tolerations must be a list of Kubernetes tolerations")
-        model = m.get("gpuModel")
-        if model is not None and not isinstance(model, str):
-            raise ConfigError(f"{path}.gpuModel must be a string such as H100")
-        out.append(RegionConfig(name, dict(selector), tuple(dict(t) for t in tolerations), model))
+    for i, (name, m) in enumerate(entries):
+        v = _validated(RegionSchema, m, f"regions[{i}]")
+        selector = v.node_selector or {REGION_LABEL: name}
+        out.append(RegionConfig(name, dict(selector), tuple(dict(t) for t in v.tolerations or ()), v.gpu_model))
     return tuple(out)
 
 
-def _planner(raw: Any) -> tuple[PlannerSettings, timedelta, timedelta]:
-    m = _mapping(raw, "planner")
-    _known(
-        m,
-        "planner",
-        ("slot", "horizon", "replanInterval", "forecastRefresh", "defaultGpuWatts", "hysteresis", "reserveFraction",
-         "reserveRamp", "referenceGpuModel"),
-    )  # fmt: skip
+def _planner(v: PlannerSchema) -> tuple[PlannerSettings, timedelta, timedelta]:
     d = PlannerSettings()
-    slot = _dur(m, "slot", d.slot)
-    horizon = _dur(m, "horizon", d.horizon)
+    slot = _dur(v.slot, d.slot)
+    horizon = _dur(v.horizon, d.horizon)
     if horizon < slot:
         raise ConfigError("planner.horizon must be at least one planner.slot long")
-    watts = m.get("defaultGpuWatts", d.default_gpu_watts)
-    if not isinstance(watts, int | float) or watts <= 0:
-        raise ConfigError("planner.defaultGpuWatts must be a positive number of watts, e.g. 300")
-    hyst = m.get("hysteresis", d.hysteresis_fraction)
-    if not isinstance(hyst, int | float) or not 0 <= hyst < 1:
-        raise ConfigError("planner.hysteresis must be a fraction in [0, 1), e.g. 0.05")
-    reserve = m.get("reserveFraction", d.reserve_fraction)
-    if not isinstance(reserve, int | float) or not 0 <= reserve < 1:
-        raise ConfigError("planner.reserveFraction must be a fraction in [0, 1), e.g. 0.2 (0 turns the reserve off)")
     settings = PlannerSettings(
         slot=slot,
         horizon=horizon,
-        default_gpu_watts=float(watts),
-        hysteresis_fraction=float(hyst),
-        reserve_fraction=float(reserve),
-        reserve_ramp=_dur(m, "reserveRamp", d.reserve_ramp),
-        reference_gpu_model=_reference_model(m.get("referenceGpuModel")),
+        default_gpu_watts=d.default_gpu_watts if v.default_gpu_watts is None else float(v.default_gpu_watts),
+        hysteresis_fraction=d.hysteresis_fraction if v.hysteresis is None else float(v.hysteresis),
+        reserve_fraction=d.reserve_fraction if v.reserve_fraction is None else float(v.reserve_fraction),
+        reserve_ramp=_dur(v.reserve_ramp, d.reserve_ramp),
+        reference_gpu_model=_reference_model(v.reference_gpu_model),
     )
-    return settings, _dur(m, "replanInterval", timedelta(minutes=10)), _dur(m, "forecastRefresh", timedelta(minutes=1))
+    return settings, _dur(v.replan_interval, timedelta(minutes=10)), _dur(v.forecast_refresh, timedelta(minutes=1))
 
 
-def _reference_model(raw: Any) -> str | None:
+def _reference_model(raw: str | None) -> str | None:
     if raw is None:
         return None
-    if not isinstance(raw, str) or power_profile(raw) is None:
+    if power_profile(raw) is None:
         raise ConfigError(
             f"planner.referenceGpuModel: {raw!r} is not a GPU model with a power profile; use one of "
             "H100, A100 or L4 (any NVML or nvidia.com/gpu.product spelling), or leave it out"
@@ -187,28 +224,6 @@ def _reference_model(raw: Any) -> str | None:
     return raw
 
 
-def _dur(m: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
-    if key not in m:
-        return default
-    try:
-        return parse_duration(str(m[key]))
-    except ValueError as exc:
-        raise ConfigError(f"planner.{key}: {exc}") from exc
-
-
-def _port(raw: Any, path: str) -> int:
-    if not isinstance(raw, int) or not 0 <= raw <= 65535:
-        raise ConfigError(f"{path} must be a TCP port number (0 disables), got {raw!r}")
-    return raw
-
-
-def _mapping(raw: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path} must be a mapping")
-    return raw
-
-
-def _known(m: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
-    unknown = sorted(set(m) - set(allowed))
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+def _dur(text: str | None, default: timedelta) -> timedelta:
+    """An already validated duration (DurationText), or the default."""
+    return default if text is None else parse_duration(text)

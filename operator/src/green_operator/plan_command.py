@@ -8,7 +8,7 @@ other jobs' reservations come from the cluster when it is reachable (`--kubeconf
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-from .config import ConfigError, OperatorConfig, load_config
+from .config import ConfigError, OperatorConfig, load_config, parse_config
+from .output import add_output_flags, dump, output_format
 from .planner import Decision, RegionForecast, Reservation, plan
 from .planner.grid import slot_floor
 from .regions import RegionCapacity, node_info, region_capacity, region_forecast
@@ -27,15 +28,33 @@ from .status import reservation_from_status
 from .times import format_duration, rfc3339, utcnow
 
 UNLIMITED_GPUS = 1_000_000
+DEFAULT_CONFIGMAP = "green-training-operator-config"
+"""The chart's ConfigMap for a release named green-training-operator (``gto.configMapName``)."""
+CONFIG_KEY = "config.yaml"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("plan", help="print the decision the operator would take for a GreenTrainingJob")
     p.add_argument("-f", "--filename", required=True, help="GreenTrainingJob YAML ('-' for stdin)")
-    p.add_argument("--config", required=True, help="operator configuration YAML")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="operator configuration YAML")
+    source.add_argument(
+        "--from-cluster",
+        action="store_true",
+        help="read the operator configuration from its ConfigMap in the cluster (kubeconfig: "
+        "--kubeconfig, else KUBECONFIG, else in-cluster, else ~/.kube/config)",
+    )
+    p.add_argument(
+        "--namespace", default=None, help="the operator's namespace (default: the kubeconfig context's namespace)"
+    )
+    p.add_argument(
+        "--configmap",
+        default=DEFAULT_CONFIGMAP,
+        help=f"the operator's ConfigMap, as the chart names it (<release>-config; default {DEFAULT_CONFIGMAP})",
+    )
     p.add_argument("--kubeconfig", default=None, help="read capacity and other jobs' plans from this cluster")
     p.add_argument("--capacity", action="append", default=[], metavar="REGION=GPUS", help="override capacity")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    add_output_flags(p, what="the decision")
     p.set_defaults(func=run)
 
 
@@ -162,9 +181,73 @@ def as_json(p: Preview) -> dict[str, Any]:
     }
 
 
+def config_from_configmap(obj: Mapping[str, Any], source: str) -> OperatorConfig:
+    """Parse the operator configuration held in a ConfigMap object (as the API returns it)."""
+    data = obj.get("data") if isinstance(obj, Mapping) else None
+    text = data.get(CONFIG_KEY) if isinstance(data, Mapping) else None
+    if not isinstance(text, str):
+        raise ConfigError(f"{source}: has no data key {CONFIG_KEY!r}; is this the operator's ConfigMap?")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} {CONFIG_KEY} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, Mapping):
+        raise ConfigError(f"{source} {CONFIG_KEY}: the configuration must be a mapping with at least `regions`")
+    return parse_config(doc, source=f"{source} {CONFIG_KEY}")
+
+
+def client_config(kubeconfig: str | None) -> Any:
+    """API client for a command-line user: --kubeconfig, else KUBECONFIG, else in-cluster, else ~/.kube/config."""
+    from kubernetes import client
+    from kubernetes import config as kconfig
+
+    cfg = client.Configuration()
+    # KUBECONFIG is read now, not when the kubernetes package was imported (it caches its default).
+    explicit = kubeconfig or os.environ.get("KUBECONFIG")
+    if explicit:
+        kconfig.load_kube_config(config_file=explicit, client_configuration=cfg)  # type: ignore[no-untyped-call]
+    else:
+        try:
+            kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+        except kconfig.ConfigException:
+            kconfig.load_kube_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    return client.ApiClient(cfg)
+
+
+def fetch_configmap(kubeconfig: str | None, namespace: str, name: str) -> Mapping[str, Any]:
+    from urllib.parse import quote
+
+    from .kube import Kube
+
+    kube = Kube(client_config(kubeconfig))
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/configmaps/{quote(name, safe='')}"
+    return kube._call("GET", path)
+
+
+def _cluster_config(args: argparse.Namespace) -> OperatorConfig:
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config import ConfigException
+    from urllib3.exceptions import HTTPError
+
+    from .report_command import current_namespace
+
+    namespace = args.namespace or current_namespace(args.kubeconfig)
+    source = f"ConfigMap {namespace}/{args.configmap}"
+    try:
+        obj = fetch_configmap(args.kubeconfig, namespace, args.configmap)
+    except ApiException as exc:
+        hint = " (use --namespace/--configmap to name the operator's)" if exc.status == 404 else ""
+        raise ConfigError(f"cannot read {source}: {exc.status} {exc.reason}{hint}") from exc
+    except ConfigException as exc:
+        raise ConfigError(f"no cluster credentials: {exc}") from exc
+    except HTTPError as exc:
+        raise ConfigError(f"cannot reach the cluster to read {source}: {exc}") from exc
+    return config_from_configmap(obj, source)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = _cluster_config(args) if getattr(args, "from_cluster", False) else load_config(args.config)
         job = _load_job(args.filename)
         cluster = _cluster_state(args.kubeconfig) if args.kubeconfig else None
         capacities = _capacities(config, args.capacity, cluster)
@@ -172,5 +255,9 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, OSError) as exc:
         print(f"green-operator plan: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(as_json(result), indent=2) if args.json else render(result))
+    fmt = output_format(args)
+    if fmt == "text":
+        print(render(result))
+    else:
+        dump(as_json(result), fmt, sys.stdout)
     return 0

@@ -8,12 +8,12 @@ intensity history. Exit codes: 0 done, 1 the API or the chart failed, 2 bad argu
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from .output import add_output_flags, dump, output_format
 from .times import utcnow
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--config", default=None, help="operator configuration YAML whose carbon providers feed the chart")
     p.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: in-cluster, then KUBECONFIG)")
     p.add_argument("--output", default=None, metavar="CHART.png", help="write the chart to this PNG file")
-    p.add_argument("--json", action="store_true", help="print rows and totals as JSON instead of a table")
+    add_output_flags(p, what="rows and totals")
     p.set_defaults(func=run)
 
 
@@ -114,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
             _err(str(exc))
             return exc.code
 
-    if args.json:
+    fmt = output_format(args)
+    if fmt != "text":
         from .reporting import report_json
 
         doc = report_json(rows, totals, now, namespace=namespace, since=since, chart=chart_info, notes=notes)
-        json.dump(doc, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        dump(doc, fmt, sys.stdout)
     else:
         from .reporting import format_table
 

@@ -4,19 +4,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from green_operator.carbon.config import (
-    CarbonAwareSdkConfig,
-    CarbonConfigError,
-    ElectricityMapsConfig,
-    TraceConfig,
-    TraceRef,
-    UKCarbonIntensityConfig,
-    WattTimeConfig,
-    parse_carbon_config,
-)
+from green_operator.carbon.carbon_aware_sdk import CarbonAwareSdkConfig
+from green_operator.carbon.config import CarbonConfigError, TraceRef, parse_carbon_config
 from green_operator.carbon.credentials import SecretRef
+from green_operator.carbon.electricitymaps import ElectricityMapsConfig
 from green_operator.carbon.series import SignalKind
 from green_operator.carbon.static_factors import GLOBAL_AVERAGE_G_PER_KWH
+from green_operator.carbon.trace_provider import TraceConfig
+from green_operator.carbon.ukci import UKCarbonIntensityConfig
+from green_operator.carbon.watttime import WattTimeConfig
 
 EXAMPLE = """
 providers:

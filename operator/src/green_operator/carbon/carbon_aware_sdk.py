@@ -12,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pydantic import Field
+
+from . import plugin
 from .payload import (
     PayloadError,
     as_list,
@@ -27,7 +31,9 @@ from .payload import (
 )
 from .provider import ErrorReason
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 
 @dataclass(frozen=True)
@@ -144,3 +150,53 @@ def _common(durations: Sequence[timedelta]) -> timedelta | None:
     for d in durations:
         counts[d] = counts.get(d, 0) + 1
     return max(counts.items(), key=lambda kv: (kv[1], -kv[0]))[0]
+
+
+# -- configuration: providers.<name> with type: carbonawaresdk -------------------------------------
+
+
+@dataclass(frozen=True)
+class CarbonAwareSdkConfig:
+    TYPE: ClassVar[str] = "carbonawaresdk"
+    name: str
+    base_url: str
+    units: plugin.Units = "gCO2eqPerKWh"
+    signal: SignalKind = SignalKind.AVERAGE
+    timeout: timedelta | None = None
+
+    @property
+    def scale(self) -> float:
+        return plugin.UNIT_SCALE[self.units]
+
+
+class CarbonAwareSdkSchema(plugin.Schema):
+    """providers.<name> with type: carbonawaresdk."""
+
+    type: Literal["carbonawaresdk"]
+    base_url: plugin.HttpUrl = Field(
+        alias="baseUrl", description="the Carbon Aware SDK WebAPI address, e.g. http://carbon-aware-sdk"
+    )
+    units: plugin.UnitsField = Field("gCO2eqPerKWh", description="gCO2eqPerKWh or lbsPerMWh")
+    signal: plugin.SignalField = Field(None, description="average or marginal (default: marginal for lbsPerMWh)")
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> CarbonAwareSdkConfig:
+    v = plugin.validate(CarbonAwareSdkSchema, m, p)
+    return CarbonAwareSdkConfig(
+        name=name,
+        base_url=v.base_url,
+        units=v.units,
+        signal=plugin.signal_of(v.signal, v.units),
+        timeout=plugin.timedelta_or_none(v.timeout_seconds),
+    )
+
+
+def build(pc: CarbonAwareSdkConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    return CarbonAwareSdkProvider(pc.name, client, scale=pc.scale, signal=pc.signal, clock=ctx.clock), client.close
+
+
+PROVIDER = plugin.ProviderType(
+    "carbonawaresdk", parse_config, build, zone_example="'uksouth' (Carbon Aware SDK)", schema=CarbonAwareSdkSchema
+)

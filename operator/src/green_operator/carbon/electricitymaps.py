@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field, model_validator
+
+from . import plugin
 from .credentials import CredentialError, SecretRef
 from .payload import PayloadError, as_list, as_mapping, build_series, field, iso_z, number, timestamp
 from .provider import ErrorReason, ProviderError
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 DEFAULT_BASE_URL = "https://api.electricitymaps.com/v3/"
 HISTORY_SPAN = timedelta(hours=24)
@@ -100,3 +107,74 @@ class ElectricityMapsProvider:
             return None
         estimated = obj.get("isEstimated") is True
         return IntensityPoint(when, value, self.name, SignalKind.AVERAGE, estimated, fetched)
+
+
+# -- configuration: providers.<name> with type: electricitymaps ------------------------------------
+
+
+@dataclass(frozen=True)
+class ElectricityMapsConfig:
+    TYPE: ClassVar[str] = "electricitymaps"
+    name: str
+    base_url: str = DEFAULT_BASE_URL
+    token: SecretRef | None = None
+    emission_factor_type: Literal["lifecycle", "direct"] | None = None
+    disable_estimations: bool = False
+    timeout: timedelta | None = None
+
+
+class ElectricityMapsSchema(plugin.Schema):
+    """providers.<name> with type: electricitymaps."""
+
+    model_config = ConfigDict(
+        **plugin.Schema.model_config, json_schema_extra=plugin.SecretFields.schema_extra(("token", False))
+    )
+
+    type: Literal["electricitymaps"]
+    base_url: plugin.HttpUrl = Field(DEFAULT_BASE_URL, alias="baseUrl", description="the API's address")
+    token_env: plugin.EnvName = Field(None, alias="tokenEnv", description="environment variable holding the token")
+    token_file: plugin.FileName = Field(
+        None, alias="tokenFile", description="file (a mounted Secret) holding the token"
+    )
+    emission_factor_type: Annotated[
+        Literal["lifecycle", "direct"] | None, plugin.Hint("must be 'lifecycle' or 'direct'")
+    ] = Field(None, alias="emissionFactorType", description="lifecycle or direct emissions (default: the API's)")
+    disable_estimations: Annotated[bool, plugin.Hint("expected true or false")] = Field(
+        False, alias="disableEstimations", description="leave out estimated values"
+    )
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> ElectricityMapsSchema:
+        plugin.SecretFields.check(self, "token", required=False)
+        return self
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> ElectricityMapsConfig:
+    v = plugin.validate(ElectricityMapsSchema, m, p)
+    return ElectricityMapsConfig(
+        name=name,
+        base_url=v.base_url,
+        token=plugin.SecretFields.ref(v.token_env, v.token_file, base),
+        emission_factor_type=v.emission_factor_type,
+        disable_estimations=v.disable_estimations,
+        timeout=plugin.timedelta_or_none(v.timeout_seconds),
+    )
+
+
+def build(pc: ElectricityMapsConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    provider = ElectricityMapsProvider(
+        pc.name,
+        client,
+        token=pc.token,
+        emission_factor_type=pc.emission_factor_type,
+        disable_estimations=pc.disable_estimations,
+        clock=ctx.clock,
+    )
+    return provider, client.close
+
+
+PROVIDER = plugin.ProviderType(
+    "electricitymaps", parse_config, build, zone_example="'FI' (Electricity Maps)", schema=ElectricityMapsSchema
+)

@@ -36,29 +36,15 @@ import requests
 
 from green_operator.times import format_duration
 
+from . import registry
 from .assemble import Candidate, assemble, static_series
-from .carbon_aware_sdk import CarbonAwareSdkProvider
-from .config import (
-    CarbonAwareSdkConfig,
-    CarbonConfig,
-    CarbonConfigError,
-    CarbonSettings,
-    ElectricityMapsConfig,
-    ProviderConfig,
-    RegionCarbonConfig,
-    TraceConfig,
-    UKCarbonIntensityConfig,
-    WattTimeConfig,
-)
-from .electricitymaps import ElectricityMapsProvider
+from .config import CarbonConfig, CarbonConfigError, CarbonSettings, ProviderConfig, RegionCarbonConfig
 from .metrics import CarbonMetrics
+from .plugin import BuildContext
 from .provider import CarbonProvider, DataSource, ErrorReason, ForecastResult, ProviderError, SourceSpan
 from .series import IntensitySeries, utc
-from .trace_file import TraceFormatError, load_trace_csv
 from .trace_provider import TraceProvider
-from .transport import DEFAULT_RETRY_AFTER_S, HttpClient, RetryPolicy
-from .ukci import UKCarbonIntensityProvider
-from .watttime import WattTimeProvider
+from .transport import DEFAULT_RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 
@@ -422,64 +408,18 @@ def build_provider(
     sleep: Callable[[float], None] = time.sleep,
     rand: Callable[[], float] = random.random,
 ) -> tuple[CarbonProvider, Callable[[], None] | None]:
-    """One provider instance from its configuration, plus a function that releases its session."""
-    if isinstance(pc, TraceConfig):
-        traces: dict[str, IntensitySeries] = {}
-        for zone, path in pc.files.items():
-            try:
-                traces[zone] = load_trace_csv(path, zone=zone, provider=pc.name, signal=pc.signal, scale=pc.scale)
-            except TraceFormatError as exc:
-                raise CarbonConfigError(
-                    f"providers.{pc.name}.files.{zone}: {exc} "
-                    "(relative paths resolve against the config file's directory)"
-                ) from None
-        try:
-            trace = TraceProvider(
-                pc.name,
-                traces,
-                shift=pc.shift,
-                anchor=pc.anchor,
-                noise_fraction=pc.noise_fraction,
-                seed=pc.seed,
-                clock=clock,
-            )
-        except ValueError as exc:
-            raise CarbonConfigError(f"providers.{pc.name}.anchor: {exc}") from None
-        return trace, None
-    timeout = pc.timeout if pc.timeout is not None else settings.request_timeout
-    client = HttpClient(
-        pc.name,
-        pc.base_url,
-        session_factory(),
-        timeout_s=timeout.total_seconds(),
-        retry=RetryPolicy(max_retries=settings.max_retries),
+    """One provider instance from its configuration (by its registered type), plus a function that
+    releases its resources."""
+    ctx = BuildContext(
+        request_timeout=settings.request_timeout,
+        max_retries=settings.max_retries,
+        clock=clock,
+        session_factory=session_factory,
         sleep=sleep,
         rand=rand,
-        clock=clock,
     )
-    provider: CarbonProvider
-    if isinstance(pc, ElectricityMapsConfig):
-        provider = ElectricityMapsProvider(
-            pc.name,
-            client,
-            token=pc.token,
-            emission_factor_type=pc.emission_factor_type,
-            disable_estimations=pc.disable_estimations,
-            clock=clock,
-        )
-    elif isinstance(pc, WattTimeConfig):
-        provider = WattTimeProvider(
-            pc.name,
-            client,
-            username=pc.username,
-            password=pc.password,
-            signal_type=pc.signal_type,
-            clock=clock,
-        )
-    elif isinstance(pc, UKCarbonIntensityConfig):
-        provider = UKCarbonIntensityProvider(pc.name, client, clock=clock)
-    elif isinstance(pc, CarbonAwareSdkConfig):
-        provider = CarbonAwareSdkProvider(pc.name, client, scale=pc.scale, signal=pc.signal, clock=clock)
-    else:  # pragma: no cover - the union is exhausted above
-        raise CarbonConfigError(f"providers.{pc.name}: unsupported provider configuration")
-    return provider, client.close
+    try:
+        ptype = registry.type_of(pc)
+    except LookupError as exc:
+        raise CarbonConfigError(f"providers.{pc.name}: {exc}") from None
+    return ptype.build(pc, ctx)

@@ -21,11 +21,16 @@ import bisect
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
+from pydantic import BeforeValidator, Field
+
+from . import plugin
 from .provider import ErrorReason, ProviderError
-from .series import IntensityPoint, IntensitySeries, utc
+from .series import IntensityPoint, IntensitySeries, SignalKind, utc
+from .trace_file import TraceFormatError, load_trace_csv
 
 TraceShift = Literal["none", "toNow"]
 MAX_NOISE_FRACTION = 0.5
@@ -148,3 +153,134 @@ def _prepare(zone: str, series: IntensitySeries, anchor: datetime | None, noise_
         for _ in series.points
     )
     return _Trace(series, offsets, period, a - first, noise)
+
+
+# -- configuration: providers.<name> with type: trace ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    TYPE: ClassVar[str] = "trace"
+    name: str
+    files: Mapping[str, Path]
+    units: plugin.Units = "gCO2eqPerKWh"
+    signal: SignalKind = SignalKind.AVERAGE
+    shift: TraceShift = "none"
+    anchor: datetime | None = None
+    noise_fraction: float = 0.0
+    seed: int = 0
+
+    @property
+    def scale(self) -> float:
+        return plugin.UNIT_SCALE[self.units]
+
+
+def _files(raw: Any) -> Any:
+    if raw is None or (isinstance(raw, Mapping) and not raw):
+        raise plugin.FieldError(
+            "files", "required; map each zone to a CSV trace, e.g. {DE: data/carbon/lwa_ger_2020.csv}"
+        )
+    if not isinstance(raw, Mapping):
+        raise plugin.FieldError("files", f"expected a mapping (YAML object), got {plugin.kind(raw)}")
+    out: dict[str, str] = {}
+    for zone, path in raw.items():
+        if not isinstance(path, str) or not path.strip():
+            raise plugin.FieldError(f"files.{zone}", f"expected a file path, got {path!r}")
+        out[str(zone)] = path
+    return out
+
+
+def _anchor_before(raw: Any) -> Any:
+    return _anchor(raw, "anchor")
+
+
+class TraceSchema(plugin.Schema):
+    """providers.<name> with type: trace."""
+
+    type: Literal["trace"]
+    files: Annotated[dict[str, str], BeforeValidator(_files)] = Field(
+        description="map each zone to a CSV trace, e.g. {DE: data/carbon/lwa_ger_2020.csv}", min_length=1
+    )
+    units: plugin.UnitsField = Field("gCO2eqPerKWh", description="gCO2eqPerKWh or lbsPerMWh")
+    signal: plugin.SignalField = Field(None, description="average or marginal (default: marginal for lbsPerMWh)")
+    shift: Annotated[
+        TraceShift,
+        plugin.Hint("must be 'none' (file timestamps as they are) or 'toNow' (replay on the wall clock)"),
+    ] = Field("none", description="none (file timestamps as they are) or toNow (replay on the wall clock)")
+    anchor: Annotated[datetime | None, BeforeValidator(_anchor_before)] = Field(
+        None, description='the trace time replayed at today 00:00 UTC with shift: toNow, e.g. "2020-06-01T00:00:00Z"'
+    )
+    noise_fraction: Annotated[
+        float,
+        Field(ge=0, lt=MAX_NOISE_FRACTION),
+        plugin.Hint(f"expected a number in [0, {MAX_NOISE_FRACTION}), e.g. 0.05"),
+    ] = Field(0.0, alias="noiseFraction", description="seeded multiplicative noise on the forecast")
+    seed: Annotated[int, plugin.Hint("expected a whole number")] = Field(0, description="the noise's seed")
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> TraceConfig:
+    v = plugin.validate(TraceSchema, m, p)
+    files = {zone: (Path(f) if Path(f).is_absolute() else base / f) for zone, f in v.files.items()}
+    return TraceConfig(
+        name=name,
+        files=files,
+        units=v.units,
+        signal=plugin.signal_of(v.signal, v.units),
+        shift=v.shift,
+        anchor=v.anchor,
+        noise_fraction=v.noise_fraction,
+        seed=v.seed,
+    )
+
+
+def _anchor(raw: Any, path: str) -> datetime | None:
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        return utc(raw)
+    if isinstance(raw, date):
+        return datetime(raw.year, raw.month, raw.day, tzinfo=UTC)
+    if isinstance(raw, str):
+        try:
+            return utc(datetime.fromisoformat(raw.strip()))
+        except ValueError:
+            raise plugin.FieldError(path, f'{raw!r} is not a timestamp; write e.g. "2020-06-01T00:00:00Z"') from None
+    raise plugin.FieldError(path, f"expected a timestamp string, got {plugin.kind(raw)}")
+
+
+def build(pc: TraceConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    """Reads the files now, so a bad file fails at start-up naming the field."""
+    traces: dict[str, IntensitySeries] = {}
+    for zone, path in pc.files.items():
+        try:
+            traces[zone] = load_trace_csv(path, zone=zone, provider=pc.name, signal=pc.signal, scale=pc.scale)
+        except TraceFormatError as exc:
+            raise plugin.CarbonConfigError(
+                f"providers.{pc.name}.files.{zone}: {exc} (relative paths resolve against the config file's directory)"
+            ) from None
+    try:
+        trace = TraceProvider(
+            pc.name,
+            traces,
+            shift=pc.shift,
+            anchor=pc.anchor,
+            noise_fraction=pc.noise_fraction,
+            seed=pc.seed,
+            clock=ctx.clock,
+        )
+    except ValueError as exc:
+        raise plugin.CarbonConfigError(f"providers.{pc.name}.anchor: {exc}") from None
+    return trace, None
+
+
+def trace_zone(pc: TraceConfig, zone: str, path: str) -> str:
+    if zone not in pc.files:
+        raise plugin.CarbonConfigError(
+            f"{path}: trace provider {pc.name!r} has no file for zone {zone!r}; its zones: {', '.join(pc.files)}"
+        )
+    return zone
+
+
+PROVIDER = plugin.ProviderType(
+    "trace", parse_config, build, trace_zone, zone_example="'DE' (a trace file's zone)", schema=TraceSchema
+)

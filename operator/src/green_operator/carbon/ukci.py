@@ -9,13 +9,20 @@ regional one only modelled values (flagged estimated).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from pydantic import Field
+
+from . import plugin
 from .payload import PayloadError, as_list, as_mapping, build_series, field, iso_z, number, timestamp
 from .provider import ErrorReason
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 DEFAULT_BASE_URL = "https://api.carbonintensity.org.uk"
 NATIONAL_ZONES = frozenset({"national", "gb"})
@@ -138,3 +145,50 @@ def _regional_slots(obj: Mapping[str, Any], region: int) -> tuple[Sequence[Any],
     if not slots:
         raise PayloadError(f"response.data: region id {region} not present")
     return slots, "data[].regions"
+
+
+# -- configuration: providers.<name> with type: ukcarbonintensity ----------------------------------
+
+
+@dataclass(frozen=True)
+class UKCarbonIntensityConfig:
+    TYPE: ClassVar[str] = "ukcarbonintensity"
+    name: str
+    base_url: str = DEFAULT_BASE_URL
+    timeout: timedelta | None = None
+
+
+class UKCarbonIntensitySchema(plugin.Schema):
+    """providers.<name> with type: ukcarbonintensity (no credentials)."""
+
+    type: Literal["ukcarbonintensity"]
+    base_url: plugin.HttpUrl = Field(DEFAULT_BASE_URL, alias="baseUrl", description="the API's address")
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> UKCarbonIntensityConfig:
+    v = plugin.validate(UKCarbonIntensitySchema, m, p)
+    return UKCarbonIntensityConfig(name=name, base_url=v.base_url, timeout=plugin.timedelta_or_none(v.timeout_seconds))
+
+
+def build(pc: UKCarbonIntensityConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    return UKCarbonIntensityProvider(pc.name, client, clock=ctx.clock), client.close
+
+
+def static_zone(pc: UKCarbonIntensityConfig, zone: str, path: str) -> str | None:
+    """The national series has GB's factor; a regional one has none of its own."""
+    try:
+        return "GB" if parse_zone(zone) is None else None
+    except ValueError as exc:
+        raise plugin.CarbonConfigError(f"{path}: {exc}") from None
+
+
+PROVIDER = plugin.ProviderType(
+    "ukcarbonintensity",
+    parse_config,
+    build,
+    static_zone,
+    zone_example="'national' or '13' (UK Carbon Intensity)",
+    schema=UKCarbonIntensitySchema,
+)

@@ -9,18 +9,25 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field, model_validator
+
+from . import plugin
 from .credentials import CredentialError, SecretRef
 from .payload import PayloadError, as_list, as_mapping, build_series, field, iso_z, number, timestamp
 from .provider import ErrorReason, ProviderError
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .transport import HttpClient
+
+if TYPE_CHECKING:
+    from .transport import HttpClient
 
 DEFAULT_BASE_URL = "https://api.watttime.org"
 TOKEN_LIFETIME = timedelta(minutes=30)
-LBS_PER_MWH_TO_G_PER_KWH = 0.453592
+LBS_PER_MWH_TO_G_PER_KWH = plugin.LBS_PER_MWH_TO_G_PER_KWH
 """1 lb = 453.592 g and 1 MWh = 1000 kWh, so 1 lb/MWh = 0.453592 g/kWh."""
 MAX_HORIZON_HOURS = 72
 
@@ -159,3 +166,73 @@ class WattTimeProvider:
                 f"no data for region {zone} in [{iso_z(start)}, {iso_z(end)})", ErrorReason.NO_DATA
             )
         return series
+
+
+# -- configuration: providers.<name> with type: watttime -------------------------------------------
+
+
+@dataclass(frozen=True)
+class WattTimeConfig:
+    TYPE: ClassVar[str] = "watttime"
+    name: str
+    username: SecretRef
+    password: SecretRef
+    base_url: str = DEFAULT_BASE_URL
+    signal_type: str = "co2_moer"
+    timeout: timedelta | None = None
+
+
+class WattTimeSchema(plugin.Schema):
+    """providers.<name> with type: watttime."""
+
+    model_config = ConfigDict(
+        **plugin.Schema.model_config,
+        json_schema_extra=plugin.SecretFields.schema_extra(("username", True), ("password", True)),
+    )
+
+    type: Literal["watttime"]
+    base_url: plugin.HttpUrl = Field(DEFAULT_BASE_URL, alias="baseUrl", description="the API's address")
+    username_env: plugin.EnvName = Field(None, alias="usernameEnv", description="environment variable: the username")
+    username_file: plugin.FileName = Field(None, alias="usernameFile", description="file holding the username")
+    password_env: plugin.EnvName = Field(None, alias="passwordEnv", description="environment variable: the password")
+    password_file: plugin.FileName = Field(None, alias="passwordFile", description="file holding the password")
+    signal_type: Annotated[
+        Literal["co2_moer", "co2_aoer"],
+        plugin.Hint(f"must be one of {', '.join(sorted(SIGNAL_KINDS))} (intensity signals in lbs/MWh)"),
+    ] = Field("co2_moer", alias="signalType", description="co2_moer (marginal) or co2_aoer (average)")
+    timeout_seconds: plugin.Seconds = Field(None, alias="timeoutSeconds", description="request timeout in seconds")
+
+    @model_validator(mode="after")
+    def _secrets(self) -> WattTimeSchema:
+        plugin.SecretFields.check(self, "username", required=True)
+        plugin.SecretFields.check(self, "password", required=True)
+        return self
+
+
+def parse_config(name: str, m: Mapping[str, Any], p: str, base: Path) -> WattTimeConfig:
+    v = plugin.validate(WattTimeSchema, m, p)
+    user = plugin.SecretFields.ref(v.username_env, v.username_file, base)
+    pw = plugin.SecretFields.ref(v.password_env, v.password_file, base)
+    assert user is not None
+    assert pw is not None
+    return WattTimeConfig(
+        name=name,
+        username=user,
+        password=pw,
+        base_url=v.base_url,
+        signal_type=v.signal_type,
+        timeout=plugin.timedelta_or_none(v.timeout_seconds),
+    )
+
+
+def build(pc: WattTimeConfig, ctx: plugin.BuildContext) -> plugin.Built:
+    client = ctx.http_client(pc.name, pc.base_url, pc.timeout)
+    provider = WattTimeProvider(
+        pc.name, client, username=pc.username, password=pc.password, signal_type=pc.signal_type, clock=ctx.clock
+    )
+    return provider, client.close
+
+
+PROVIDER = plugin.ProviderType(
+    "watttime", parse_config, build, zone_example="'CAISO_NORTH' (WattTime)", schema=WattTimeSchema
+)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import datetime, timedelta
 
 from green_operator.carbon.series import utc
 from green_operator.carbon.trace_file import TraceFormatError, load_trace_csv
+from green_operator.output import add_output_flags, dump, output_format
 from green_operator.planner import PlannerSettings, PowerPolicy, PowerRequest
 
 from .engine import DEFAULT_REPLAN_INTERVAL, SimSettings
@@ -85,9 +85,9 @@ def run_simulate(args: argparse.Namespace) -> int:
     except (ValueError, TraceFormatError, JobsFileError, TraceCoverageError) as exc:
         print(f"green-operator simulate: {exc}", file=sys.stderr)
         return 2
-    if args.json:
-        json.dump(to_json(result, per_job=not args.summary), sys.stdout, indent=2)
-        sys.stdout.write("\n")
+    fmt = output_format(args)
+    if fmt != "text":
+        dump(to_json(result, per_job=not args.summary), fmt, sys.stdout)
     else:
         print(format_text(result, per_job=not args.summary))
     return 0
@@ -138,7 +138,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--max-slowdown-percent", type=float, default=10.0)
     p.add_argument("--forecast-error", type=float, default=0.0, metavar="FRACTION", help="e.g. 0.1 for 10 %%")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    add_output_flags(p, what="the results")
     p.add_argument("--summary", action="store_true", help="totals only, no per-job rows")
     p.add_argument("--slot-minutes", type=float, default=15.0)
     p.add_argument("--horizon-hours", type=float, default=48.0)
