@@ -41,11 +41,11 @@ from green_operator.controller.reconcile import (
     CHILD_GONE_POLL,
     CONFLICT_POLL,
     REFUSED_POLL,
-    RUNNING_POLL,
     Needs,
     needs,
     reconcile,
 )
+from green_operator.controller.released import RUNNING_POLL
 from green_operator.live_energy import LiveEnergy
 from green_operator.manifests import ANN_TEMPLATE_HASH
 from green_operator.phase import Phase

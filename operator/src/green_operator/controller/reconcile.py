@@ -14,7 +14,6 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from green_operator.accounting import settle
 from green_operator.carbon.provider import ForecastResult
 from green_operator.conditions import Reason
 from green_operator.manifests import build_job, job_name, placement_patch
@@ -22,7 +21,7 @@ from green_operator.phase import Phase
 from green_operator.planner import Decision, JobRequest, PowerPolicy, Reservation, plan, plan_with_preemption
 from green_operator.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.status import decision_from_status
-from green_operator.times import parse_rfc3339, rfc3339
+from green_operator.times import parse_rfc3339
 
 from . import transitions as tr
 from .actions import (
@@ -35,7 +34,6 @@ from .actions import (
     PatchChild,
     PlanRecorded,
     RecordDecision,
-    RecordFinish,
     RecordRelease,
     RecreateChild,
     Requeue,
@@ -45,11 +43,10 @@ from .actions import (
     WriteStatus,
 )
 from .observed import ChildState, MovableJob, Observed, template_hash
+from .released import follow
 
 START_TOLERANCE = timedelta(seconds=1)
 """A planned start this close to now counts as now."""
-RUNNING_POLL = 60.0
-"""Safety net while released: the Job and pod watches wake the job sooner."""
 REFUSED_POLL = 3600.0
 """A refused spec waits for an edit (every edit wakes the job); this is only a safety net."""
 CONFLICT_POLL = 300.0
@@ -120,7 +117,7 @@ def reconcile(o: Observed) -> list[Action]:
     if o.child is not None and o.child.deleting:
         return [Requeue(CHILD_GONE_POLL)]  # being replaced (or deleted by someone): look again shortly
     if phase is not None and phase.released:
-        return _follow(o, spec)
+        return follow(o, spec)
     if not has_plan(o.status):
         return _first_plan(o, spec)
     return _while_deferred(o, spec)
@@ -425,69 +422,4 @@ def _release(o: Observed, spec: TrainingJobSpec, current: Decision) -> list[Acti
         Emit(reason, message),
         RecordRelease(max((now - spec.created).total_seconds(), 0.0)),
         Requeue(0.0),
-    ]
-
-
-# -- released ------------------------------------------------------------------------------------
-
-
-def _follow(o: Observed, spec: TrainingJobSpec) -> list[Action]:
-    child = o.child
-    if child is None or child.finished:
-        return _finish(o, spec, child)
-    phase, conditions = tr.following(o.status, spec.generation, child, o.pods, o.now)
-    acts: list[Action] = [Book(_released_booking(o, spec))]
-    patch: dict[str, Any] = {}
-    before = o.status.get("conditions") or []
-    if conditions != before or Phase.of(o.status.get("phase")) is not phase:
-        patch.update(phase=str(phase), conditions=conditions)
-        was_unschedulable = any(c.get("reason") == Reason.UNSCHEDULABLE for c in before)
-        now_unschedulable = any(c.get("reason") == Reason.UNSCHEDULABLE for c in conditions)
-        if now_unschedulable and not was_unschedulable:
-            msg = next(c["message"] for c in conditions if c.get("reason") == Reason.UNSCHEDULABLE)
-            acts.append(Emit(Reason.UNSCHEDULABLE, msg, warning=True))
-    live = o.live_energy
-    current = o.status.get("energy") or {}
-    if live is not None and not (current.get("live") and round(live.joules, 3) == current.get("joules")):
-        patch["energy"] = {
-            "joules": round(live.joules, 3),
-            "kilowattHours": f"{live.joules / 3.6e6:.3f}",
-            "source": live.meter,
-            "live": True,
-            "updatedAt": rfc3339(o.now),
-        }
-    if patch:
-        acts.append(WriteStatus(patch))
-    poll = RUNNING_POLL
-    if o.settings.live_energy_interval is not None:
-        poll = min(poll, o.settings.live_energy_interval.total_seconds())
-    return [*acts, Requeue(poll)]
-
-
-def _released_booking(o: Observed, spec: TrainingJobSpec) -> Reservation | None:
-    """A released job holds its GPUs from its start for its expected duration; one running past it
-    keeps them until the next slot."""
-    current = decision_from_status(spec.key, o.status)
-    if current is None:
-        return None
-    started = o.status.get("startTime")
-    start = parse_rfc3339(str(started)) if started else current.start
-    end = max(start + current.expected_duration, o.now + o.settings.planner.slot)
-    return Reservation(current.region, start, end, spec.gpus)
-
-
-def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> list[Action]:
-    inputs = o.accounting
-    if inputs is None:  # the front-end gathers it when `needs` says so; look again
-        return [Requeue(0.0)]
-    acc = settle(o.status, inputs.energy, inputs.windows, inputs.actual, inputs.baseline)
-    phase, patch = tr.finished(o.status, spec.generation, child, acc, o.now)
-    region = str(o.status.get("region") or "")
-    reason = Reason.JOB_SUCCEEDED if phase is Phase.SUCCEEDED else Reason.JOB_FAILED
-    return [
-        WriteStatus(patch),
-        Book(None),
-        RecordFinish(str(phase), region, acc),
-        Emit(reason, acc.summary(str(phase)), warning=phase is Phase.FAILED),
-        Done(),
     ]
