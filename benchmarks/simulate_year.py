@@ -110,7 +110,10 @@ def main() -> None:
         f"baseline {res.baseline_grams / 1e6:,.2f} t, plan {res.plan_grams / 1e6:,.2f} t: "
         f"saves {res.savings(res.plan_grams):.1%}; deadlines missed {missed_b} (baseline) / {missed_p} (plan)"
     )
-    print(f"re-plans {p.replans}, moves {p.moves}, flagged at risk {p.flagged}, {p.planner_calls} planner calls")
+    print(
+        f"{p.decisions} decisions, {p.planner_calls} planner calls, re-plans {p.replans}, moves {p.moves} "
+        f"({p.moved_aside} moved aside), flagged at risk {p.flagged}, waited for GPUs {p.waited_for_gpus}"
+    )
 
 
 if __name__ == "__main__":
