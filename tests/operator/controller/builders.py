@@ -13,6 +13,7 @@ from green_operator.accounting import EnergyTotal, accounting_windows
 from green_operator.carbon.provider import DataSource, ForecastResult, SourceSpan
 from green_operator.carbon.series import series_from_values
 from green_operator.controller.ledger import CapacityLedger
+from green_operator.controller.memory import merge_patch
 from green_operator.controller.observed import (
     AccountingInputs,
     ChildState,
@@ -264,15 +265,6 @@ def observed(
 
 
 def merge(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
-    """RFC 7386 JSON merge patch (null deletes; lists and scalars replace)."""
-    out = copy.deepcopy(dict(target))
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        elif isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = merge(out[k], v)
-        elif isinstance(v, Mapping):
-            out[k] = merge({}, v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+    """RFC 7386 JSON merge patch (null deletes; lists and scalars replace), on copies."""
+    merged: dict[str, Any] = merge_patch(copy.deepcopy(dict(target)), copy.deepcopy(dict(patch)))
+    return merged

@@ -7,7 +7,7 @@ child Job (its name is deterministic) or on its status. `Requeue` and `Done` end
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,3 +127,15 @@ LedgerAction = Book | MoveAside | SettleMove | PlanRecorded | RescueTried
 ApiAction = CreateChild | RecreateChild | PatchChild | SetSuspended | WriteStatus | Emit
 MetricAction = RecordDecision | RecordRelease | RecordFinish
 Action = LedgerAction | ApiAction | MetricAction | Requeue | Done
+
+
+_LEDGER = (Book, MoveAside, SettleMove, PlanRecorded, RescueTried)
+
+
+def split(actions: Sequence[Action]) -> tuple[list[LedgerAction], list[Action], list[PlanRecorded]]:
+    """How every executor orders a decision: the ledger's actions to apply at once, then the rest
+    in order, then the first-plan records, applied once the writes are done (a job counts in a
+    burst while its writes are in flight)."""
+    now: list[LedgerAction] = [a for a in actions if isinstance(a, _LEDGER) and not isinstance(a, PlanRecorded)]
+    after = [a for a in actions if isinstance(a, PlanRecorded)]
+    return now, [a for a in actions if not isinstance(a, _LEDGER)], after

@@ -18,23 +18,18 @@ from green_operator.metrics import OperatorMetrics
 from .actions import (
     Action,
     ApiAction,
-    Book,
     CreateChild,
     Done,
     Emit,
-    LedgerAction,
-    MoveAside,
     PatchChild,
-    PlanRecorded,
     RecordDecision,
     RecordFinish,
     RecordRelease,
     RecreateChild,
     Requeue,
-    RescueTried,
     SetSuspended,
-    SettleMove,
     WriteStatus,
+    split,
 )
 from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path
 from .ledger import CapacityLedger
@@ -56,14 +51,6 @@ class Outcome:
     child_known: bool = False
     gone: bool = False
     """The GreenTrainingJob no longer exists."""
-
-
-_LEDGER = (Book, MoveAside, SettleMove, PlanRecorded, RescueTried)
-
-
-def split(actions: Sequence[Action]) -> tuple[list[LedgerAction], list[Action]]:
-    """The ledger's actions (applied first, all at once) and the rest, each in their order."""
-    return [a for a in actions if isinstance(a, _LEDGER)], [a for a in actions if not isinstance(a, _LEDGER)]
 
 
 def record(metrics: OperatorMetrics, namespace: str, action: Action) -> None:
@@ -90,13 +77,9 @@ class ApiExecutor:
         self.post_event = post_event
 
     async def execute(self, meta: JobMeta, body: Mapping[str, Any], actions: Sequence[Action]) -> Outcome:
-        ledger_actions, rest = split(actions)
-        # A first decision leaves the burst queue only once its writes are done (or failed): while
-        # they are in flight the job still counts, so a burst is seen as one and planned quickly.
-        recorded = [a for a in ledger_actions if isinstance(a, PlanRecorded)]
-        for la in ledger_actions:
-            if not isinstance(la, PlanRecorded):
-                self.ledger.apply(meta.key, la)
+        ledger_now, rest, recorded = split(actions)
+        for la in ledger_now:
+            self.ledger.apply(meta.key, la)
         try:
             return await self._apply(meta, body, rest)
         finally:

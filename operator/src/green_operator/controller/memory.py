@@ -19,23 +19,19 @@ from typing import Any
 from .actions import (
     Action,
     ApiAction,
-    Book,
     CreateChild,
     Done,
     Emit,
     MetricAction,
-    MoveAside,
     PatchChild,
-    PlanRecorded,
     RecordDecision,
     RecordFinish,
     RecordRelease,
     RecreateChild,
     Requeue,
-    RescueTried,
     SetSuspended,
-    SettleMove,
     WriteStatus,
+    split,
 )
 from .ledger import CapacityLedger
 from .observed import JobMeta
@@ -44,8 +40,6 @@ JsonDict = dict[str, Any]
 ChildHook = Callable[[str, JsonDict], JsonDict]
 """(job key, the child as just written) -> the child as the cluster makes it at once (e.g. the Job
 controller starting its pods once it is unsuspended)."""
-
-_LEDGER = (Book, MoveAside, SettleMove, PlanRecorded, RescueTried)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -103,14 +97,19 @@ class MemoryExecutor:
 
     def execute(self, meta: JobMeta, actions: Sequence[Action]) -> MemoryOutcome:
         key = meta.key
-        for a in actions:
-            if isinstance(a, _LEDGER):
-                self.ledger.apply(key, a)
+        ledger_now, rest, recorded = split(actions)
+        for la in ledger_now:
+            self.ledger.apply(key, la)
+        try:
+            return self._apply(key, rest)
+        finally:
+            for pr in recorded:
+                self.ledger.apply(key, pr)
+
+    def _apply(self, key: str, actions: Sequence[Action]) -> MemoryOutcome:
         out = MemoryOutcome()
         for a in actions:
             match a:
-                case Book() | MoveAside() | SettleMove() | PlanRecorded() | RescueTried():
-                    pass
                 case Requeue(after):
                     out.requeue = after
                 case Done():
@@ -120,7 +119,7 @@ class MemoryExecutor:
                 case Emit(reason, _, warning):
                     self.events[(reason, warning)] += 1
                 case _:
-                    if not self._api(key, a, out):
+                    if not self._api(key, a, out):  # type: ignore[arg-type]
                         out.requeue = 0.0
                         return out
         return out
