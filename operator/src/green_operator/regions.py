@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from green_operator.api.spec import GPU_RESOURCES
 from green_operator.carbon.provider import ForecastResult
 from green_operator.planner import RegionForecast
 
-GPU_RESOURCE = "nvidia.com/gpu"
-GPU_RESOURCES = (GPU_RESOURCE, "amd.com/gpu")
-"""Whole physical GPUs (as api.spec counts them in jobs). MIG instances (`nvidia.com/mig-*`) are not
-capacity: jobs that ask for them are refused."""
+# Capacity counts whole physical GPUs, as jobs do (api.spec). MIG instances (`nvidia.com/mig-*`) are
+# not capacity: jobs that ask for them are refused.
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 MIG_PRODUCT_MARK = "-MIG-"
 """GPU feature discovery's product label on a node whose MIG strategy `single` exposes MIG instances
@@ -59,10 +59,8 @@ def node_info(body: Mapping[str, object]) -> NodeInfo:
     assert isinstance(labels, Mapping)
     gpus = 0
     for resource in GPU_RESOURCES:
-        try:
+        with contextlib.suppress(ValueError):
             gpus += int(str(alloc.get(resource, "0")))
-        except ValueError:
-            pass
     if MIG_PRODUCT_MARK in str(labels.get(GPU_PRODUCT_LABEL, "")):
         gpus = 0
     return NodeInfo(str(meta.get("name")), dict(labels), gpus, not bool(spec.get("unschedulable")))

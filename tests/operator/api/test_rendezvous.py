@@ -53,16 +53,20 @@ def test_a_multi_pod_job_is_indexed_with_a_subdomain_and_the_torchrun_environmen
     for container in pod["containers"]:
         env = env_of(container)
         assert env["PET_NNODES"]["value"] == "4"
-        assert env["PET_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{INDEX_ANNOTATION}']"
+        assert (
+            env["PET_NODE_RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == f"metadata.annotations['{INDEX_ANNOTATION}']"
+        )
         assert env["PET_MASTER_ADDR"]["value"] == env["MASTER_ADDR"]["value"] == "ddp-0.ddp.ml.svc"
         assert env["PET_MASTER_PORT"]["value"] == env["MASTER_PORT"]["value"] == str(MASTER_PORT)
-        assert "RANK" not in env and "WORLD_SIZE" not in env  # torchrun sets them per process
+        assert "RANK" not in env
+        assert "WORLD_SIZE" not in env
 
 
 def test_a_single_pod_job_gets_no_rendezvous() -> None:
     job = multi(parallelism=1)
     pod = job["spec"]["template"]["spec"]
-    assert "subdomain" not in pod and "completionMode" not in job["spec"]
+    assert "subdomain" not in pod
+    assert "completionMode" not in job["spec"]
     assert "PET_NNODES" not in env_of(pod["containers"][0])
 
 
@@ -82,7 +86,11 @@ def test_the_headless_service_selects_the_pods_publishes_unready_ones_and_goes_w
     assert svc["metadata"]["namespace"] == "ml"
     assert svc["metadata"]["ownerReferences"] == [owner_reference("ddp", "uid-1")]
     assert svc["metadata"]["labels"]["team"] == "vision"
-    assert svc["spec"] == {"clusterIP": "None", "selector": {"greentraining.io/job": "ddp"}, "publishNotReadyAddresses": True}
+    assert svc["spec"] == {
+        "clusterIP": "None",
+        "selector": {"greentraining.io/job": "ddp"},
+        "publishNotReadyAddresses": True,
+    }
     pod_labels = multi()["spec"]["template"]["metadata"]["labels"]
     assert all(pod_labels[k] == v for k, v in svc["spec"]["selector"].items())
 

@@ -67,7 +67,10 @@ def test_a_four_pod_job_gets_its_service_subdomain_environment_and_labels(
         "cost-center": "ml-42",
         "kueue.x-k8s.io/queue-name": "gpu",  # would hand the child to Kueue: never copied
     }
-    body["metadata"]["annotations"] = {"owner": "ada@example.com", "kubectl.kubernetes.io/last-applied-configuration": "{}"}
+    body["metadata"]["annotations"] = {
+        "owner": "ada@example.com",
+        "kubectl.kubernetes.io/last-applied-configuration": "{}",
+    }
     body["spec"]["template"]["metadata"]["labels"] = {"team": "vision-pods"}  # the template's own win on pods
     create(namespace, body)
     uid = get(namespace, "ddp")["metadata"]["uid"]
@@ -107,7 +110,9 @@ def test_the_pretrain_shard_example_applies_and_its_pods_get_the_rendezvous_envi
     example["metadata"]["namespace"] = namespace
     api = client.CustomObjectsApi()
     # As written: the CRD accepts it.
-    api.create_namespaced_custom_object("greentraining.io", "v1alpha1", namespace, "greentrainingjobs", example, dry_run="All")
+    api.create_namespaced_custom_object(
+        "greentraining.io", "v1alpha1", namespace, "greentrainingjobs", example, dry_run="All"
+    )
     # Run now rather than within a day; nothing else changes.
     body = copy.deepcopy(example)
     body["spec"]["schedule"] = {"maxDelay": "0s"}

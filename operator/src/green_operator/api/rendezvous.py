@@ -51,7 +51,12 @@ def rendezvous_env(child_job_name: str, namespace: str, parallelism: int) -> lis
 
 
 def build_service(
-    *, child_job_name: str, namespace: str, selector: Mapping[str, str], owner: Mapping[str, Any], labels: Mapping[str, str]
+    *,
+    child_job_name: str,
+    namespace: str,
+    selector: Mapping[str, str],
+    owner: Mapping[str, Any],
+    labels: Mapping[str, str],
 ) -> dict[str, Any]:
     """The headless Service, owned by the GreenTrainingJob (garbage-collected with it)."""
     return {

@@ -55,7 +55,7 @@ class TrainingJobSpec:
     regions: tuple[str, ...]
     power: PowerRequest
     gpus_per_pod: int
-    job: JobFields = JobFields()
+    job: JobFields = field(default_factory=JobFields)
     """The batch/v1 Job fields passed through (spec.job)."""
     labels: Mapping[str, str] = field(default_factory=dict)
     """The GreenTrainingJob's labels that reach the child and its pods (api.propagation)."""
