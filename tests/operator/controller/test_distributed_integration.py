@@ -13,6 +13,7 @@ import yaml
 from kubernetes import client
 
 from harness.waiting import wait_for
+from tests.charts.jobs import TERMINATION_MESSAGE, trainer_report
 from tests.support.gtjs import SLOT, create, get, gtj, phase_is, pods_of, traces_with_window
 from tests.support.operator_config import make_config
 
@@ -125,6 +126,27 @@ def test_the_pretrain_shard_example_applies_and_its_pods_get_the_rendezvous_envi
     args = pods[0].spec.containers[0].args
     assert "--nproc_per_node=4" in args
     assert not any(a.startswith("--nnodes") for a in args)  # torchrun reads PET_NNODES
+
+
+def test_a_ttl_deletes_the_child_only_after_the_job_is_accounted(
+    tmp_path: Path, namespace: str, operator_factory: Any
+) -> None:
+    _operator(tmp_path, operator_factory, "europe-west3")
+    body = gtj(
+        "ttl", max_delay="0s", regions=["europe-west3"], annotations={TERMINATION_MESSAGE: trainer_report(7200.0)}
+    )
+    body["spec"]["job"] = {"ttlSecondsAfterFinished": 0}
+    create(namespace, body)
+    batch = client.BatchV1Api()
+    job = wait_for(lambda: _or_none(lambda: batch.read_namespaced_job("ttl", namespace)), timeout=30, message="the Job")
+    assert job.spec.ttl_seconds_after_finished is None  # held until the job is accounted
+    done = wait_for(lambda: phase_is(namespace, "ttl", "Succeeded"), timeout=60, message="Succeeded")
+    assert done["energy"]["joules"] == pytest.approx(7200.0)  # the trainer's report, read before deletion
+    assert done["energy"]["source"] == "nvml"
+    # Then handed to the TTL controller, which deletes it at once (TTL 0 from its finish).
+    wait_for(lambda: _or_none(lambda: batch.read_namespaced_job("ttl", namespace)) is None, timeout=30, message="gone")
+    assert phase_is(namespace, "ttl", "Succeeded")  # and no second Job: the finished job stays as it was
+    assert _or_none(lambda: batch.read_namespaced_job("ttl", namespace)) is None
 
 
 def _or_none(read: Any) -> Any:
