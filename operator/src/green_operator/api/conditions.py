@@ -26,9 +26,7 @@ CARBON_DATA_AVAILABLE = "CarbonDataAvailable"
 LIVE_ENERGY_AVAILABLE = "LiveEnergyAvailable"
 """While released, with Prometheus configured: whether the running job's energy so far can be read."""
 
-ORDER = (
-    PLANNED, DEFERRED, RUNNING, SUCCEEDED, FAILED, DEADLINE_AT_RISK, CARBON_DATA_AVAILABLE, LIVE_ENERGY_AVAILABLE
-)
+ORDER = (PLANNED, DEFERRED, RUNNING, SUCCEEDED, FAILED, DEADLINE_AT_RISK, CARBON_DATA_AVAILABLE, LIVE_ENERGY_AVAILABLE)
 
 
 class Reason:
