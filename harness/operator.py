@@ -68,6 +68,11 @@ class OperatorProcess:
             return None
         return "live"
 
+    @property
+    def pid(self) -> int:
+        assert self.running is not None, "the operator was not started"
+        return self.running.process.pid
+
     def alive(self) -> bool:
         return self.running is not None and self.running.alive()
 
