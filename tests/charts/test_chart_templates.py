@@ -128,6 +128,11 @@ def test_the_default_install_is_the_operator_and_its_dashboard_without_prometheu
             "Deployment",
             "Service",
             "ServiceAccount",
+            # The GPU node agent (nodeAgent.enabled, on by default): tests/charts/test_node_agent_chart.py.
+            "DaemonSet",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
         ]
     )
 
@@ -359,7 +364,8 @@ def test_the_pod_monitor_scrapes_the_pods_the_operator_creates() -> None:
     assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
     (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == manifests.TRAINER_METRICS_PORT_NAME
-    assert endpoint["honorLabels"] is True  # the trainers' namespace/job/pod labels are the dashboard's
+    # The trainers' labels (pod_namespace, pod_name, greentraining_job, UUID...) clash with no target label.
+    assert endpoint["honorLabels"] is False
     namespaced = one(render({**NAMESPACED, **MONITORING}), "PodMonitor")
     assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     # The operator's own pod must not look like a training pod.
