@@ -56,4 +56,5 @@ def test_read_only_makes_no_limit_call_and_writes_no_state(gpu_file, nvml_of, tm
     (o,) = applier(nvml_of(f), tmp_path, read_only=True).apply((SetLimit(gpu_uuid(0), 250.0, HOLDER, "u1"),))
     assert (o.code, o.applied) == (READ_ONLY, False)
     assert "would set 250 W" in o.reason
-    assert f.gpus()[0].set_calls == [] and not (tmp_path / "state.json").exists()
+    assert f.gpus()[0].set_calls == []
+    assert not (tmp_path / "state.json").exists()

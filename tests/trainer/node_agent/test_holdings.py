@@ -47,9 +47,7 @@ def test_one_gpu_listed_for_two_containers_is_shared_and_refused_for_both() -> N
 
 
 def test_mig_instances_are_refused_whichever_strategy_names_them() -> None:
-    h = gpu_holdings(
-        [row("a", "nvidia.com/mig-1g.10gb", "MIG-aaaa"), row("b", "nvidia.com/gpu", "MIG-bbbb")], UUIDS
-    )
+    h = gpu_holdings([row("a", "nvidia.com/mig-1g.10gb", "MIG-aaaa"), row("b", "nvidia.com/gpu", "MIG-bbbb")], UUIDS)
     assert h.exclusive == {}
     assert [r.reason for r in h.refused] == [Refusal.MIG, Refusal.MIG]
     assert "whole physical GPU" in h.refused[0].message

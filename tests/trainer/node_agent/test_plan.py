@@ -42,19 +42,23 @@ def test_gpus_in_the_state_file_are_restored_when_their_pod_ends_or_drops_its_li
 
 def test_nothing_is_decided_before_the_pod_watch_has_synced() -> None:
     plan = plan_limits(holdings(g0=A), None, {"g1": entry("g1", B)})
-    assert plan.actions == () and plan.bad == ()
+    assert plan.actions == ()
+    assert plan.bad == ()
 
 
 def test_garbage_annotations_are_reported_and_set_nothing() -> None:
     plan = plan_limits(holdings(g0=A), {A: info(A, "fast please")}, {})
     assert plan.actions == ()
     (bad,) = plan.bad
-    assert bad.pod == A and "greentraining.io/gpu-power-limit-watts='fast please'" in bad.message
+    assert bad.pod == A
+    assert "greentraining.io/gpu-power-limit-watts='fast please'" in bad.message
 
 
 def test_annotation_parsing() -> None:
-    assert parse_power_limit(None).watts is None and not parse_power_limit(None).error
-    assert parse_power_limit(" ").watts is None and not parse_power_limit(" ").error
+    assert parse_power_limit(None).watts is None
+    assert not parse_power_limit(None).error
+    assert parse_power_limit(" ").watts is None
+    assert not parse_power_limit(" ").error
     assert parse_power_limit("250").watts == 250.0
     assert parse_power_limit("312.5").watts == 312.5
     for garbage in ("-5", "0", "nan", "inf", "250W", "1e9"):
