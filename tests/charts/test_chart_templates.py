@@ -496,7 +496,13 @@ def test_every_operator_metric_on_the_dashboard_exists() -> None:
     operator_names = {f"{m.name}_total" if m.type == "counter" else m.name for m in registry.collect()}
     dash = json.loads(DASHBOARD_FILE.read_text())
     used = {n for _, expr in dashboard_targets(dash) for n in _metric_names(expr)}
-    trainer_prefixes = ("greentraining_gpu_", "greentraining_training_", "greentraining_power_limit_")
+    trainer_prefixes = (
+        "greentraining_gpu_",
+        "greentraining_training_",
+        "greentraining_power_limit_",
+        "greentraining_pod_gpu_",  # the node agent's
+        "greentraining_node_",
+    )
     trainer_names = {
         "greentraining_energy_joules_total",
         "greentraining_energy_per_sample_joules",
