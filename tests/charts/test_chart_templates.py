@@ -14,14 +14,16 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from green_operator import manifests
+from green_operator.api import manifests
 from green_operator.carbon.metrics import CarbonMetrics
 from green_operator.carbon.service import CarbonService
 from green_operator.config import parse_config
 from green_operator.metrics import OperatorMetrics
+from harness.cluster import REPO
 from tests.charts.chart import (
     CHART,
     CRDS,
+    IMAGE_TRACES,
     alert_rules,
     chart_args,
     dashboard,
@@ -34,9 +36,8 @@ from tests.charts.chart import (
     operator_config,
     parse_label_values,
     render,
+    with_local_traces,
 )
-from tests.charts.processes import IMAGE_TRACES, with_local_traces
-from tests.support.cluster import REPO
 
 MONITORING = {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
 NAMESPACED = {"rbac": {"scope": "namespaced", "watchNamespaces": ["team-a", "team-b"]}}
@@ -81,6 +82,11 @@ def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
             for resource in rule["resources"]:
                 out.setdefault((group, resource), set()).update(rule["verbs"])
     return out
+
+
+def _operator_only(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's objects: the node agent's (tests/charts/test_node_agent_chart.py) left out."""
+    return [o for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/component") != "node-agent"]
 
 
 def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -150,7 +156,7 @@ def test_the_chart_carries_an_identical_copy_of_every_crd() -> None:
 
 
 def test_the_deployment_runs_one_hardened_replica_with_a_liveness_probe() -> None:
-    objs = render()
+    objs = _operator_only(render())
     deployment = one(objs, "Deployment")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
@@ -229,7 +235,7 @@ def test_provider_credentials_are_secret_references_never_values() -> None:
 
 
 def test_an_existing_configmap_and_serviceaccount_are_used_as_they_are() -> None:
-    objs = render(VARIANTS["existing-config-and-sa"])
+    objs = _operator_only(render(VARIANTS["existing-config-and-sa"]))
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert not find(objs, "ConfigMap")
     assert not find(objs, "ServiceAccount")
@@ -242,7 +248,7 @@ def test_an_existing_configmap_and_serviceaccount_are_used_as_they_are() -> None
 
 
 def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
-    objs = render()
+    objs = _operator_only(render())
     roles = {r["metadata"]["name"]: _rules(r) for r in find(objs, "ClusterRole")}
     assert roles == {
         "gto-green-training-operator": NAMESPACED_RULES,
@@ -256,7 +262,7 @@ def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
 
 
 def test_namespaced_scope_grants_the_work_only_in_the_watched_namespaces() -> None:
-    objs = render(NAMESPACED)
+    objs = _operator_only(render(NAMESPACED))
     roles = find(objs, "Role")
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(_rules(r) == NAMESPACED_RULES for r in roles)
@@ -485,6 +491,7 @@ def test_every_panel_queries_the_chosen_prometheus_and_fits_the_grid() -> None:
 
 
 def _metric_names(expr: str) -> set[str]:
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)  # grouping labels are not metric names
     return set(re.findall(r"\b(greentraining_[a-z_]+?)(?:_bucket)?\b(?=\s*[{\[)])", expr))
 
 

@@ -31,6 +31,10 @@ import yaml
 
 from green_operator.metrics import PHASES
 from green_trainer.fake_nvml import FakeNvmlFile, FileGpu, gpu_uuid
+from harness.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
+from harness.operator import operator
+from harness.processes import VENV_BIN, free_port, http_get, running
+from harness.waiting import wait_for
 from tests.charts import jobs
 from tests.charts.chart import (
     CHART,
@@ -43,11 +47,9 @@ from tests.charts.chart import (
     operator_config,
     parse_label_values,
     render,
+    with_local_traces,
 )
-from tests.charts.processes import VENV_BIN, free_port, http_get, operator, running, with_local_traces
 from tests.e2e.prometheus import Prometheus, Target, finite, prometheus, values_of
-from tests.support.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
-from tests.support.waiting import wait_for
 from tests.trainer.node_agent.cluster import AgentProcess, chart_rbac, create_pod, kubelet
 
 pytestmark = pytest.mark.e2e

@@ -14,7 +14,16 @@ PURE = (
     "green_operator.controller.reconcile",
     "green_operator.controller.ledger",
     "green_operator.planner",
-    "green_operator.phase",
+    "green_operator.controller.released",
+    "green_operator.controller.memory",
+    "green_operator.api",
+    "green_operator.api.phase",
+    "green_operator.api.spec",
+    "green_operator.api.status",
+    "green_operator.api.conditions",
+    "green_operator.api.manifests",
+    "green_operator.accounting.settle",
+    "green_operator.accounting.live_energy",
     "green_operator.times",
 )
 FORBIDDEN = ("kopf", "kubernetes", "kubernetes_asyncio", "aiohttp", "requests")

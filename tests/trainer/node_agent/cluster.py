@@ -17,11 +17,12 @@ from typing import Any
 import yaml
 
 from green_trainer.fake_nvml import STATE_ENV, FakeNvmlFile
+from harness.cluster import REPO, kubeconfig, kubectl
+from harness.kubelet import FakeKubelet
+from harness.processes import free_port
+from harness.waiting import wait_for
 from tests.charts.chart import render_text
-from tests.support.cluster import REPO, kubeconfig, kubectl
-from tests.support.waiting import wait_for
-from tests.trainer.conftest import free_port, scrape
-from tests.trainer.node_agent.kubelet import FakeKubelet
+from tests.trainer.conftest import scrape
 
 RBAC_KINDS = {"ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
 

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from green_trainer.fake_nvml import FakeNvmlFile, FileGpu, gpu_uuid
-from tests.support.cluster import kubectl
-from tests.support.waiting import wait_for
+from harness.cluster import kubectl
+from harness.waiting import wait_for
 from tests.trainer.node_agent.cluster import AgentProcess, AgentRbac, chart_rbac, create_pod, delete_pod, kubelet
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from green_trainer.node_agent.podresources import ContainerDevices, PodResourcesClient
-from tests.trainer.node_agent.kubelet import FakeKubelet
+from harness.kubelet import FakeKubelet
 
 
 def test_list_flattens_pods_containers_and_resources_with_devices(tmp_path: Path) -> None:
