@@ -93,7 +93,9 @@ def test_running_job_shows_live_energy_then_the_final_report(
         assert st["energy"]["source"] == "nvml"
         scraped = sum(
             float(s["value"][1])
-            for s in scraped_trainer.query(f'greentraining_energy_joules_total{{namespace="{namespace}", job="{JOB}"}}')
+            for s in scraped_trainer.query(
+                f'greentraining_energy_joules_total{{pod_namespace="{namespace}", greentraining_job="{JOB}"}}'
+            )
         )
         assert 0 < st["energy"]["joules"] <= scraped + 1e-6  # a reading taken before this query
 
