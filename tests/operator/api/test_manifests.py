@@ -77,6 +77,9 @@ def test_trainer_env_comes_from_annotations_and_never_overrides_the_users() -> N
         "metadata.annotations['greentraining.io/gpu-power-limit-watts']"
     )
     assert env["GREEN_JOB_NAME"] == {"name": "GREEN_JOB_NAME", "value": "resnet"}
+    # The trainer's metric labels: container_name, and Hostname (the node) to join dcgm-exporter's.
+    assert env["GREEN_CONTAINER_NAME"] == {"name": "GREEN_CONTAINER_NAME", "value": pod["containers"][0]["name"]}
+    assert env["GREEN_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert pod["containers"][0]["ports"] == [{"name": "green-metrics", "containerPort": 9402, "protocol": "TCP"}]
     assert "ports" not in pod["containers"][1]
     assert TEMPLATE["spec"]["containers"][0]["env"] == [{"name": "GREEN_REGION", "value": "mine"}]  # input untouched

@@ -63,10 +63,11 @@ def _annotation_env(name: str, annotation: str) -> dict[str, Any]:
 
 
 def power_limit_security_context(current: Mapping[str, Any]) -> dict[str, Any]:
-    """What the trainer wrapper needs to set a GPU power limit through NVML: CAP_SYS_ADMIN, which
-    Kubernetes only grants to a root process. The wrapper starts the training itself as its image's
-    unprivileged user (GREEN_CHILD_USER) and restores the limit on exit; SETUID/SETGID stay so it can.
-    Opt-in per operator (`operator.grantPowerLimitCapability`), since it runs the wrapper as root."""
+    """The fallback where the GPU node agent cannot run: what the trainer wrapper needs to set the limit
+    itself through NVML, CAP_SYS_ADMIN, which Kubernetes only grants to a root process. The wrapper starts
+    the training as its image's unprivileged user (GREEN_CHILD_USER) and restores the limit on exit;
+    SETUID/SETGID stay so it can. Opt-in per operator (`operator.grantPowerLimitCapability`): such a pod
+    fails Pod Security `baseline` and `restricted`. With the node agent, leave it off."""
     sc = copy.deepcopy(dict(current))
     caps = sc.setdefault("capabilities", {})
     caps["add"] = sorted({*(caps.get("add") or []), "SYS_ADMIN", "SETUID", "SETGID"})
@@ -81,6 +82,8 @@ def trainer_env(gtj_name: str, metrics_port: int) -> list[dict[str, Any]]:
         {"name": "GREEN_JOB_NAME", "value": gtj_name},
         {"name": "GREEN_JOB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "GREEN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # The Hostname label of per-GPU series: the node, as dcgm-exporter and the node agent name it.
+        {"name": "GREEN_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         _annotation_env("GREEN_REGION", ANN_REGION),
         _annotation_env("GREEN_GPU_POWER_LIMIT_WATTS", ANN_POWER_LIMIT),
         _annotation_env("GREEN_CARBON_INTENSITY", ANN_INTENSITY),
@@ -120,7 +123,8 @@ def build_job(
     env = trainer_env(gtj_name, metrics_port)
     for i, container in enumerate(spec.get("containers") or []):
         own = {e.get("name") for e in container.get("env") or []}
-        container["env"] = [*(container.get("env") or []), *(e for e in env if e["name"] not in own)]
+        mine = [*env, {"name": "GREEN_CONTAINER_NAME", "value": str(container.get("name", ""))}]
+        container["env"] = [*(container.get("env") or []), *(e for e in mine if e["name"] not in own)]
         if i == 0 and grant_power_capability:
             container["securityContext"] = power_limit_security_context(container.get("securityContext") or {})
         ports = container.get("ports") or []
