@@ -96,15 +96,13 @@ def steady(root: Path, interval: float, seconds: float) -> None:
     kubelet.stop()
     doc = json.loads(out.read_text())
     limited = sum(1 for g in nvml.gpus() if g.limit_mw == 250_000)
-    print(
-        f"steady: {GPUS} GPUs, {PODS} pods ({limited} GPUs limited to 250 W), poll every {interval:g} s, {doc['wall']:.0f} s"
-    )
-    print(f"  CPU   {100 * doc['cpu'] / doc['wall']:.2f}% of one core (process, incl. interpreter start-up)")
+    head = f"steady: {GPUS} GPUs, {PODS} pods ({limited} GPUs limited to 250 W), poll every {interval:g} s"
+    print(f"{head}, {doc['wall']:.0f} s")
+    print(f"  CPU   {100 * doc['cpu'] / doc['wall']:.2f}% of one core (the polling loop, start-up excluded)")
     print(f"  RSS   {doc['rss_mib']:.1f} MiB peak")
     ticks = sorted(doc["ticks"][1:]) or doc["ticks"]
-    print(
-        f"  poll  median {1000 * statistics.median(ticks):.1f} ms, max {1000 * ticks[-1]:.1f} ms (List + NVML + metrics)"
-    )
+    median, worst = 1000 * statistics.median(ticks), 1000 * ticks[-1]
+    print(f"  poll  median {median:.1f} ms, max {worst:.1f} ms (List + NVML + one metrics render)")
 
 
 def latency(root: Path, interval: float, rounds: int) -> None:
