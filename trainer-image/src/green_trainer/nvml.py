@@ -66,7 +66,11 @@ def load_nvml(environ: Mapping[str, str]) -> NvmlApi | None:
 
     log.warning("using the FAKE NVML of %s (GREEN_FAKE_NVML_STATE): no real GPU is read or changed", fake)
     api: NvmlApi = FileNvml(Path(fake))
-    api.nvmlInit()
+    try:
+        api.nvmlInit()
+    except OSError as err:
+        log.error("fake NVML state %s unreadable (%s)", fake, err)
+        return None
     return api
 
 
