@@ -87,6 +87,13 @@ def test_a_reportless_pod_is_accounted_from_the_node_agent(
         k.set_pod(namespace, pod.metadata.name, {"train": {"nvidia.com/gpu": [gpu_uuid(0)]}})
         wait_for(lambda: agent.nvml.gpus()[0].limit_mw == 250_000, timeout=30, message=agent.log)
 
+        def live() -> dict[str, Any] | None:
+            energy = status(namespace, JOB).get("energy") or {}
+            return energy if energy.get("live") and energy.get("joules", 0) > 0 else None
+
+        # While it runs, status shows the agent's figure: no trainer reports for this image.
+        assert wait_for(live, timeout=RUN_SECONDS, message="live energy from the node agent")["source"] == "node-agent"
+
         def finished() -> dict[str, Any] | None:
             s = status(namespace, JOB)
             return s if s.get("phase") == "Succeeded" else None

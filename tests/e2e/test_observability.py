@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import yaml
 
+from green_operator.accounting.live_energy import energy_query, parse_energy
 from green_operator.metrics import PHASES
 from green_trainer.fake_nvml import FakeNvmlFile, FileGpu, gpu_uuid
 from harness.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
@@ -424,6 +425,11 @@ def test_the_node_agent_meters_the_pod_and_applies_its_limit(stack: Stack) -> No
     assert power[0] == pytest.approx(NODE_GPU_WATTS, rel=0.15)
     applied = stack.prom.query(f'greentraining_node_power_limit_applied{{pod_namespace="{ns}"}}')
     assert [(s["metric"]["reason"], float(s["value"][1])) for s in applied] == [("Applied", 1.0)]
+    # The operator's live query: the trainer's figure where a trainer reports, never the agent's on top.
+    result = stack.prom.query(energy_query(ns, TRAINER_JOB))
+    live = parse_energy({"status": "success", "data": {"result": result}})
+    assert live is not None
+    assert live.meter == "nvml"
 
 
 # -- the alerts -------------------------------------------------------------------------------------
