@@ -67,3 +67,13 @@ def test_a_restarted_pod_counts_its_report_and_the_agents_remainder_once() -> No
     total = total_energy([pod("c", None, REPORT)], gpus_per_pod=1, estimate_watts=300, measured={"c": 1600.0})
     assert [(p.meter, p.joules) for p in total.pods] == [("nvml", 1000.0), ("node-agent", 600.0)]
     assert total.joules == pytest.approx(1600.0)
+
+
+def test_a_wrapper_that_was_not_asked_for_a_limit_says_nothing_about_it() -> None:
+    not_asked = (
+        '{"v":1,"meter":"nvml","energyJoules":10.0,"exitCode":0,'
+        '"powerLimit":{"requestedWatts":null,"applied":false,"code":"NotRequested","reason":"no limit requested"}}'
+    )
+    total = total_energy([pod("a", not_asked)], gpus_per_pod=1, estimate_watts=300)
+    assert total.power_applied is None
+    assert total.power_reason == ""

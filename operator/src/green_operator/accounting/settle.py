@@ -105,6 +105,8 @@ def reportless_pods(pods: Iterable[Mapping[str, Any]]) -> list[str]:
 
 def _reported(name: str, report: Mapping[str, Any]) -> PodEnergy:
     limit = report.get("powerLimit") or {}
+    if isinstance(limit, Mapping) and limit.get("code") == "NotRequested":
+        limit = {}  # the wrapper was not asked (the node agent sets limits): it knows nothing of one
     return PodEnergy(
         name,
         float(report["energyJoules"]),

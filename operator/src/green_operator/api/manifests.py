@@ -76,8 +76,11 @@ def power_limit_security_context(current: Mapping[str, Any]) -> dict[str, Any]:
     return sc
 
 
-def trainer_env(gtj_name: str, metrics_port: int) -> list[dict[str, Any]]:
-    """The trainer wrapper's contract (trainer-image/README.md)."""
+def trainer_env(gtj_name: str, metrics_port: int, sets_power_limit: bool = False) -> list[dict[str, Any]]:
+    """The trainer wrapper's contract (trainer-image/README.md). The GPU node agent sets the power limit
+    from the pod's annotation; the wrapper gets it only in the capability fallback (`sets_power_limit`),
+    since without CAP_SYS_ADMIN it could only report the limit as not applied."""
+    limit = [_annotation_env("GREEN_GPU_POWER_LIMIT_WATTS", ANN_POWER_LIMIT)] if sets_power_limit else []
     return [
         {"name": "GREEN_JOB_NAME", "value": gtj_name},
         {"name": "GREEN_JOB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -85,7 +88,7 @@ def trainer_env(gtj_name: str, metrics_port: int) -> list[dict[str, Any]]:
         # The Hostname label of per-GPU series: the node, as dcgm-exporter and the node agent name it.
         {"name": "GREEN_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         _annotation_env("GREEN_REGION", ANN_REGION),
-        _annotation_env("GREEN_GPU_POWER_LIMIT_WATTS", ANN_POWER_LIMIT),
+        *limit,
         _annotation_env("GREEN_CARBON_INTENSITY", ANN_INTENSITY),
         {"name": "GREEN_METRICS_PORT", "value": str(metrics_port)},
     ]
@@ -120,7 +123,7 @@ def build_job(
     spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **node_selector}
     if tolerations:
         spec["tolerations"] = [*(spec.get("tolerations") or []), *map(dict, tolerations)]
-    env = trainer_env(gtj_name, metrics_port)
+    env = trainer_env(gtj_name, metrics_port, sets_power_limit=grant_power_capability)
     for i, container in enumerate(spec.get("containers") or []):
         own = {e.get("name") for e in container.get("env") or []}
         mine = [*env, {"name": "GREEN_CONTAINER_NAME", "value": str(container.get("name", ""))}]
