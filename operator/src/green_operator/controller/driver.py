@@ -221,7 +221,7 @@ class Controller:
         accounting = None
         if n.accounting and isinstance(parsed, TrainingJobSpec):
             accounting = await self._accounting(meta, parsed, status, child)
-        live = await self._live_energy(meta) if n.live_energy else None
+        live, live_error = await self._live_energy(meta) if n.live_energy else (None, None)
         # From here to the ledger's update in execute() nothing awaits: the view is consistent.
         now = utcnow()
         observed = Observed(
@@ -236,6 +236,7 @@ class Controller:
             pods=self.ledger.pods_of(meta.namespace, job_name(meta.name)),
             accounting=accounting,
             live_energy=live,
+            live_energy_error=live_error,
         )
         actions = reconcile(observed)
         out = await self.executor.execute(meta, body, actions)
@@ -288,16 +289,20 @@ class Controller:
         start = child.start_time if child is not None and child.start_time is not None else None
         # The whole run, plus the agent's linger after the pod ended; a day when the start is unknown.
         window = (now - start).total_seconds() + NODE_AGENT_LINGER_SECONDS if start else 86_400
-        doc = await self._prometheus(pod_energy_query(meta.namespace, missing, int(window)))
-        return parse_pod_energy(doc) if doc is not None else {}
+        doc, error = await self._prometheus(pod_energy_query(meta.namespace, missing, int(window)))
+        if doc is None:
+            log.warning("node agent energy of %s/%s not read (%s); estimating", meta.namespace, meta.name, error)
+            return {}
+        return parse_pod_energy(doc)
 
-    async def _live_energy(self, meta: JobMeta) -> LiveEnergy | None:
-        """The running job's energy so far from Prometheus; best effort (any failure: no data)."""
-        doc = await self._prometheus(energy_query(meta.namespace, meta.name))
-        return parse_energy(doc) if doc is not None else None
+    async def _live_energy(self, meta: JobMeta) -> tuple[LiveEnergy | None, str | None]:
+        """The running job's energy so far from Prometheus, or why it could not be read. Best effort:
+        a slow or dead Prometheus costs one 5-second timeout per poll and blocks nothing else."""
+        doc, error = await self._prometheus(energy_query(meta.namespace, meta.name))
+        return (parse_energy(doc) if doc is not None else None), error
 
-    async def _prometheus(self, query: str) -> Mapping[str, Any] | None:
-        """One instant query; None on any failure (best effort: the caller falls back)."""
+    async def _prometheus(self, query: str) -> tuple[Mapping[str, Any] | None, str | None]:
+        """One instant query's answer, or why there is none."""
         url = self.config.prometheus_url
         assert url is not None
         if self._http is None:
@@ -306,9 +311,11 @@ class Controller:
             async with self._http.get(f"{url.rstrip('/')}/api/v1/query", params={"query": query}) as resp:
                 resp.raise_for_status()
                 doc: Mapping[str, Any] = await resp.json()
-                return doc
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
+                return doc, None
+        except TimeoutError:
+            return None, f"no answer from {url} within 5s"
+        except (aiohttp.ClientError, ValueError) as exc:
+            return None, f"{url}: {type(exc).__name__}: {exc}"[:300]
 
     async def shutdown(self) -> None:
         for stop in self.stops.values():
