@@ -15,6 +15,7 @@ from green_operator.kueue.admission import (
     Situation,
     decide,
     decision_from_plan,
+    reactivate_after,
 )
 from green_operator.kueue.inputs import (
     ANN_DEADLINE,
@@ -90,7 +91,7 @@ def situation(body: dict[str, Any], now: datetime = T0, fc: RegionForecast | Non
         region="north",
         forecast=fc,
         planner=PLANNER,
-        settings=KueueSettings(pending_window=timedelta(minutes=5), max_retry=timedelta(hours=1)),
+        settings=KueueSettings(pending_window=timedelta(minutes=5), max_hold=timedelta(hours=1)),
         **kw,
     )
 
@@ -100,9 +101,12 @@ MANAGED = {ANN_DURATION: "1h", ANN_MAX_DELAY: "6h"}
 
 def test_unannotated_workload_is_ready_at_once_with_a_message() -> None:
     v = decide(situation(workload({}), fc=forecast(timedelta(hours=3))))
-    assert v.update is not None and v.update.state == "Ready"
-    assert "not managed" in v.update.message and ANN_DURATION in v.update.message
-    assert v.update.pod_set_updates == () and v.events == ()
+    assert v.update is not None
+    assert v.update.state == "Ready"
+    assert "not managed" in v.update.message
+    assert ANN_DURATION in v.update.message
+    assert v.update.pod_set_updates == ()
+    assert v.events == ()
 
 
 @pytest.mark.parametrize(
@@ -119,17 +123,23 @@ def test_unannotated_workload_is_ready_at_once_with_a_message() -> None:
 )
 def test_malformed_annotation_is_ready_with_a_warning_naming_it(annotations: dict[str, str], named: str) -> None:
     v = decide(situation(workload(annotations), fc=forecast(timedelta(hours=3))))
-    assert v.update is not None and v.update.state == "Ready"
+    assert v.update is not None
+    assert v.update.state == "Ready"
     assert "carbon-blind" in v.update.message
-    assert len(v.events) == 1 and v.events[0].warning and v.events[0].reason == INVALID_ANNOTATION
-    assert named in v.events[0].message and ";" in v.events[0].message  # the problem, then the fix
+    assert len(v.events) == 1
+    assert v.events[0].warning
+    assert v.events[0].reason == INVALID_ANNOTATION
+    assert named in v.events[0].message
+    assert ";" in v.events[0].message
 
 
 def test_pod_sets_that_disagree_are_malformed() -> None:
     body = workload(MANAGED, pod_sets=("a", "b"))
     body["spec"]["podSets"][1]["template"] = {"metadata": {"annotations": {ANN_DURATION: "2h"}}}
     got = read_inputs(workload_view(body))
-    assert isinstance(got, Malformed) and got.annotation == ANN_DURATION and "pod set a" in got.problem
+    assert isinstance(got, Malformed)
+    assert got.annotation == ANN_DURATION
+    assert "pod set a" in got.problem
 
 
 def test_inputs_count_gpus_and_latest_start() -> None:
@@ -140,22 +150,30 @@ def test_inputs_count_gpus_and_latest_start() -> None:
     assert isinstance(read_inputs(workload_view(workload({}))), Unmanaged)
 
 
-def test_far_start_is_retry_until_shortly_before_it_and_writes_the_plan() -> None:
+def test_far_start_gives_the_quota_back_until_shortly_before_it_and_writes_the_plan() -> None:
     v = decide(situation(workload(MANAGED), fc=forecast(timedelta(hours=3))))
-    assert v.update is not None and v.update.state == "Retry"
-    assert v.update.requeue_after_seconds == 3600  # 2h55m away: capped at maxRetry (1h)
-    assert v.plan is not None and v.plan["plannedStart"] == rfc3339(T0 + timedelta(hours=3))
+    assert v.update is not None
+    assert v.update.state == "Pending"
+    assert v.hold_until == T0 + timedelta(hours=1)  # 2h55m away: deactivated for maxHold (1h) at most
+    assert v.plan is not None
+    assert v.plan["plannedStart"] == rfc3339(T0 + timedelta(hours=3))
     assert v.plan["latestStart"] == rfc3339(T0 + timedelta(hours=6))
     assert v.plan["reservedAt"] == rfc3339(T0)
-    assert v.booking is not None and (v.booking.region, v.booking.start, v.booking.gpus) == ("north", T0 + timedelta(hours=3), 2)
+    assert v.booking is not None
+    assert (v.booking.region, v.booking.start, v.booking.gpus) == (
+        "north",
+        T0 + timedelta(hours=3),
+        2,
+    )
     assert [e.reason for e in v.events] == [DEFERRED]
-    assert "Quota is released" in v.update.message
+    assert "quota goes back to Kueue" in v.update.message
 
 
-def test_retry_is_never_longer_than_until_the_pending_window() -> None:
+def test_hold_never_lasts_past_the_pending_window() -> None:
     v = decide(situation(workload(MANAGED), fc=forecast(timedelta(minutes=45))))
-    assert v.update is not None and v.update.state == "Retry"
-    assert v.update.requeue_after_seconds == int(timedelta(minutes=40).total_seconds())
+    assert v.update is not None
+    assert v.update.state == "Pending"
+    assert v.hold_until == T0 + timedelta(minutes=40)
 
 
 def test_inside_the_pending_window_it_holds_the_quota_and_wakes_at_the_start() -> None:
@@ -163,7 +181,9 @@ def test_inside_the_pending_window_it_holds_the_quota_and_wakes_at_the_start() -
     assert plan is not None
     now = T0 + timedelta(minutes=42)
     v = decide(situation(workload(MANAGED, plan=plan), now=now, fc=forecast(timedelta(minutes=45))))
-    assert v.update is not None and v.update.state == "Pending"
+    assert v.update is not None
+    assert v.update.state == "Pending"
+    assert v.hold_until is None  # quota kept in the last window
     assert v.wake_after == pytest.approx(180.0)
     assert v.plan is None  # same reservation: the plan is kept, not redone
 
@@ -172,33 +192,39 @@ def test_ready_at_the_planned_start_adds_only_absent_annotations() -> None:
     plan = decide(situation(workload(MANAGED), fc=forecast(timedelta(minutes=45)))).plan
     assert plan is not None
     v = decide(situation(workload(MANAGED, plan=plan), now=T0 + timedelta(minutes=45), fc=None))
-    assert v.update is not None and v.update.state == "Ready"
+    assert v.update is not None
+    assert v.update.state == "Ready"
     (update,) = v.update.pod_set_updates
     assert update["name"] == "main"
     assert set(update["annotations"]) == {ANN_REGION, ANN_POWER_LIMIT, ANN_INTENSITY}
     assert float(update["annotations"][ANN_POWER_LIMIT]) > 0
-    assert v.rebook and v.booking is None
+    assert v.rebook
+    assert v.booking is None
 
 
 def test_users_own_power_limit_is_kept_and_planned_as_fixed() -> None:
     annotations = {**MANAGED, ANN_POWER_LIMIT: "250"}
     v = decide(situation(workload(annotations), fc=forecast(timedelta(0))))
-    assert v.update is not None and v.update.state == "Ready"
+    assert v.update is not None
+    assert v.update.state == "Ready"
     (update,) = v.update.pod_set_updates
     assert ANN_POWER_LIMIT not in update["annotations"]
-    assert v.plan is not None and v.plan["powerLimitWatts"] == 250
+    assert v.plan is not None
+    assert v.plan["powerLimitWatts"] == 250
 
 
 def test_clean_now_is_ready_at_once() -> None:
     v = decide(situation(workload(MANAGED), fc=forecast(timedelta(0))))
-    assert v.update is not None and v.update.state == "Ready"
+    assert v.update is not None
+    assert v.update.state == "Ready"
     assert v.update.pod_set_updates
 
 
 def test_latest_start_admits_whatever_the_forecast_says() -> None:
     now = T0 + timedelta(hours=6)
     v = decide(situation(workload(MANAGED, reserved=now), now=now, fc=forecast(timedelta(hours=9))))
-    assert v.update is not None and v.update.state == "Ready"
+    assert v.update is not None
+    assert v.update.state == "Ready"
     assert "latest start" in v.update.message
 
 
@@ -208,11 +234,15 @@ def test_provider_outage_keeps_the_plan_and_never_passes_the_latest_start() -> N
     # A new reservation during the outage: the plan made with data stands.
     later = T0 + timedelta(hours=1)
     v = decide(situation(workload(MANAGED, plan=plan, reserved=later), now=later, fc=None))
-    assert v.update is not None and v.update.state == "Retry"
+    assert v.update is not None
+    assert v.update.state == "Pending"
+    assert v.hold_until is not None
     assert v.plan is None
     # No plan and no data: admitted now, carbon-blind, rather than held.
     v = decide(situation(workload(MANAGED), fc=None))
-    assert v.update is not None and v.update.state == "Ready" and "carbon-blind" in v.update.message
+    assert v.update is not None
+    assert v.update.state == "Ready"
+    assert "carbon-blind" in v.update.message
 
 
 def test_a_plan_with_a_start_past_the_latest_start_is_clamped() -> None:
@@ -221,15 +251,19 @@ def test_a_plan_with_a_start_past_the_latest_start_is_clamped() -> None:
     plan = {**plan, "plannedStart": rfc3339(T0 + timedelta(hours=9))}  # a tampered or stale plan
     now = T0 + timedelta(hours=6)
     v = decide(situation(workload(MANAGED, plan=plan), now=now, fc=None))
-    assert v.update is not None and v.update.state == "Ready"
+    assert v.update is not None
+    assert v.update.state == "Ready"
 
 
 def test_new_reservation_replans_with_hysteresis() -> None:
     first = decide(situation(workload(MANAGED), fc=forecast(timedelta(hours=3))))
     assert first.plan is not None
     later = T0 + timedelta(hours=1)
-    v = decide(situation(workload(MANAGED, plan=first.plan, reserved=later), now=later, fc=forecast(timedelta(hours=3))))
-    assert v.plan is not None and v.plan["plannedStart"] == first.plan["plannedStart"]
+    v = decide(
+        situation(workload(MANAGED, plan=first.plan, reserved=later), now=later, fc=forecast(timedelta(hours=3)))
+    )
+    assert v.plan is not None
+    assert v.plan["plannedStart"] == first.plan["plannedStart"]
     assert v.plan["reservedAt"] == rfc3339(later)
     assert v.events == ()  # same start: no new Event
 
@@ -238,7 +272,8 @@ def test_other_bookings_are_planned_around() -> None:
     full = {"other": Reservation("north", T0 + timedelta(hours=3), T0 + timedelta(hours=12), 8)}
     v = decide(situation(workload(MANAGED), fc=forecast(timedelta(hours=3)), bookings=full))
     assert v.update is not None
-    assert v.plan is not None and v.plan["plannedStart"] != rfc3339(T0 + timedelta(hours=3))
+    assert v.plan is not None
+    assert v.plan["plannedStart"] != rfc3339(T0 + timedelta(hours=3))
 
 
 @pytest.mark.parametrize(
@@ -253,14 +288,28 @@ def test_nothing_to_decide_without_quota_or_while_kueue_evicts(
     state: str, reserved: datetime | None, extra: list[dict[str, Any]]
 ) -> None:
     v = decide(situation(workload(MANAGED, state=state, reserved=reserved, extra_conditions=extra)))
-    assert v.update is None and not v.rebook
+    assert v.update is None
+    assert not v.rebook
+
+
+def test_held_workload_is_reactivated_at_its_time_and_not_decided_meanwhile() -> None:
+    body = workload(MANAGED)
+    body["spec"]["active"] = False
+    body["metadata"]["annotations"] = {"greentraining.io/held-until": rfc3339(T0 + timedelta(minutes=3))}
+    wl = workload_view(body)
+    assert reactivate_after(wl, T0) == pytest.approx(180.0)
+    assert reactivate_after(wl, T0 + timedelta(hours=1)) == 0.0
+    assert decide(situation(body, fc=forecast(timedelta(hours=3)))).update is None
+    assert reactivate_after(workload_view(workload(MANAGED)), T0) is None  # active: not ours to touch
 
 
 def test_ready_or_finished_drops_the_booking() -> None:
     assert decide(situation(workload(MANAGED, state="Ready"))).rebook
     done = workload(MANAGED, extra_conditions=[{"type": "Finished", "status": "True", "lastTransitionTime": "x"}])
     v = decide(situation(done))
-    assert v.rebook and v.booking is None and v.update is None
+    assert v.rebook
+    assert v.booking is None
+    assert v.update is None
 
 
 def test_unreadable_plan_annotation_plans_afresh() -> None:

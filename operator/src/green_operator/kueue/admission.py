@@ -5,10 +5,12 @@ See docs/design/kueue-admission.md. In short, once Kueue has reserved quota and 
 
 - not ours (no estimated duration): `Ready` at once, saying so;
 - a malformed annotation: `Ready` at once (carbon-blind) and a Warning Event naming the fix;
-- ours: plan (or keep the plan kept in the Workload's annotation for this reservation), then
-  `Retry` with `requeueAfterSeconds` while the start is more than the pending window away (the
-  quota goes back to Kueue), `Pending` in the last window, `Ready` at the planned start, and at the
-  latest start whatever else holds. `Ready` carries `podSetUpdates` that add only absent keys.
+- ours: plan (or keep the plan kept in the Workload's annotation for this reservation); while the
+  start is more than the pending window away, deactivate the Workload until the window opens
+  (`spec.active: false`: Kueue evicts it and gives the quota back; a `Retry` in Kueue v0.17 keeps
+  the quota for its whole backoff, see the decision record); `Pending` in the last window, `Ready`
+  at the planned start, and at the latest start whatever else holds. `Ready` carries
+  `podSetUpdates` that add only absent keys.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from green_operator.times import format_duration, parse_rfc3339, rfc3339
 from .inputs import Malformed, Managed, Unmanaged, read_inputs
 from .workload import WorkloadView
 
-READY, PENDING, RETRY = "Ready", "Pending", "Retry"
+READY, PENDING = "Ready", "Pending"
 START_TOLERANCE = timedelta(seconds=1)
 INVALID_ANNOTATION = "InvalidCarbonAnnotation"
 DEFERRED = "CarbonDeferred"
@@ -37,8 +39,9 @@ DEFERRED = "CarbonDeferred"
 class KueueSettings:
     pending_window: timedelta = timedelta(minutes=5)
     """How long before its planned start a workload keeps its quota (check `Pending`)."""
-    max_retry: timedelta = timedelta(hours=1)
-    """The longest `requeueAfterSeconds`: a held workload is looked at again at least this often."""
+    max_hold: timedelta = timedelta(hours=1)
+    """The longest a Workload stays deactivated at once: a held workload is re-planned (on its new
+    quota reservation) at least this often."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,8 @@ class Verdict:
     """Replace this workload's booking in the capacity ledger with `booking`."""
     wake_after: float | None = None
     """Look again after this many seconds (a start inside the pending window)."""
+    hold_until: datetime | None = None
+    """Deactivate the Workload (its quota goes back to Kueue) and reactivate it at this time."""
 
 
 def decide(s: Situation) -> Verdict:
@@ -92,12 +97,12 @@ def decide(s: Situation) -> Verdict:
     mine = wl.checks.get(s.check)
     if wl.finished:
         return Verdict(rebook=True)
-    if mine is None or wl.quota_reserved_at is None or wl.evicted:
+    if mine is None or wl.quota_reserved_at is None or wl.evicted or not wl.active:
         return Verdict()  # nothing to decide until Kueue reserves quota (a held plan stays booked)
     if mine.state == READY:
         return Verdict(rebook=True)  # admitted: its pods hold the GPUs now
     if mine.state != PENDING:
-        return Verdict()  # Retry or Rejected: Kueue is about to evict it
+        return Verdict()  # Retry or Rejected (set by someone else): Kueue is about to evict it
     inputs = read_inputs(wl)
     match inputs:
         case Unmanaged():
@@ -152,12 +157,13 @@ def _managed(s: Situation, m: Managed) -> Verdict:
         events = (Event(DEFERRED, f"Held by the carbon check {until}: {d.reason}"),)
     far = start - now - s.settings.pending_window
     if far > timedelta(0):
-        wait = max(1, int(min(far, s.settings.max_retry).total_seconds()))
+        hold = min(far, s.settings.max_hold)
+        until_active = now + hold
         message = (
-            f"Deferred {until} in {d.region}: {d.reason}. Quota is released meanwhile; "
-            f"Kueue re-queues it in {format_duration(timedelta(seconds=wait))}."
+            f"Deferred {until} in {d.region}: {d.reason}. The quota goes back to Kueue: the workload is "
+            f"inactive until {format_time(until_active, now)} ({format_duration(hold)}), then queued again."
         )
-        return Verdict(CheckUpdate(RETRY, message, wait), new_plan, events, booking, True)
+        return Verdict(CheckUpdate(PENDING, message), new_plan, events, booking, True, None, until_active)
     message = f"Starting {format_time(start, now)} in {d.region}, in its low-carbon window; quota held until then."
     wake = max((start - now).total_seconds(), 0.0)
     return Verdict(CheckUpdate(PENDING, message), new_plan, events, booking, True, wake)
@@ -191,6 +197,13 @@ def pod_set_updates(
         if add:
             out.append({"name": ps.name, "annotations": add})
     return tuple(out)
+
+
+def reactivate_after(wl: WorkloadView, now: datetime) -> float | None:
+    """Seconds until a Workload we deactivated is to be queued again (None: not held by us)."""
+    if wl.active or wl.held_until is None:
+        return None
+    return max((wl.held_until - now).total_seconds(), 0.0)
 
 
 # -- the plan kept in the Workload's annotation ---------------------------------------------------

@@ -21,6 +21,9 @@ GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"
 ANN_PLAN = "greentraining.io/plan"
 """Workload annotation that keeps our plan: eviction resets the check's state and message."""
+ANN_HELD_UNTIL = "greentraining.io/held-until"
+"""Set with `spec.active: false` when we deactivate a Workload to give its quota back; we (and only
+we, seeing this annotation) reactivate it then."""
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class CheckView:
     name: str
     state: str
     message: str = ""
+    last_transition: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class WorkloadView:
     """Our plan annotation as JSON (None: none, or unreadable)."""
     owner: Owner | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
+    active: bool = True
+    held_until: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -112,7 +118,9 @@ def workload_view(body: Mapping[str, Any]) -> WorkloadView:
             for p in spec.get("podSets") or []
         ),
         checks={
-            str(c["name"]): CheckView(str(c["name"]), str(c.get("state")), str(c.get("message") or ""))
+            str(c["name"]): CheckView(
+                str(c["name"]), str(c.get("state")), str(c.get("message") or ""), str(c.get("lastTransitionTime") or "")
+            )
             for c in st.get("admissionChecks") or []
         },
         quota_reserved_at=parse_rfc3339(reserved["lastTransitionTime"]) if reserved else None,
@@ -124,7 +132,18 @@ def workload_view(body: Mapping[str, Any]) -> WorkloadView:
         if owner
         else None,
         annotations=annotations,
+        active=spec.get("active", True) is not False,
+        held_until=_time_or_none(annotations.get(ANN_HELD_UNTIL)),
     )
+
+
+def _time_or_none(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        return None
 
 
 def flavor_region(node_labels: Mapping[str, str], regions: Sequence[RegionConfig]) -> str | None:
