@@ -14,6 +14,9 @@ PURE = (
     "green_operator.controller.reconcile",
     "green_operator.controller.ledger",
     "green_operator.planner",
+    "green_operator.kueue.workload",
+    "green_operator.kueue.inputs",
+    "green_operator.kueue.admission",
     "green_operator.phase",
     "green_operator.times",
 )
