@@ -33,9 +33,9 @@ from kubernetes.client.exceptions import ApiException
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.support.cluster import apply_crds, kubeconfig  # noqa: E402
-from tests.support.operator import OperatorProcess  # noqa: E402
-from tests.support.waiting import WaitTimeoutError, wait_for  # noqa: E402
+from harness.cluster import apply_crds, kubeconfig  # noqa: E402
+from harness.operator import OperatorProcess  # noqa: E402
+from harness.waiting import WaitTimeoutError, wait_for  # noqa: E402
 
 GROUP, VERSION, PLURAL = "greentraining.io", "v1alpha1", "greentrainingjobs"
 DECIDED_PHASES = ("Deferred", "Starting", "Running", "Succeeded", "Failed")

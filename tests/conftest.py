@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import ClusterInfo, bin_dir, kubeconfig
+from harness.cluster import ClusterInfo, bin_dir, kubeconfig
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def cluster() -> ClusterInfo:
 @pytest.fixture(scope="session")
 def crd(cluster: ClusterInfo) -> None:
     """The GreenTrainingJob CRD from crds/, applied and established."""
-    from tests.support.cluster import apply_crds
+    from harness.cluster import apply_crds
 
     apply_crds()
 
@@ -50,7 +50,7 @@ def namespace(cluster: ClusterInfo) -> Iterator[str]:
 @pytest.fixture
 def operator_factory(tmp_path: Path, namespace: str, crd: None) -> Iterator[Any]:
     """Start `green-operator run` processes acting on the test's namespace; stopped after the test."""
-    from tests.support.operator import OperatorProcess
+    from harness.operator import OperatorProcess
 
     started: list[OperatorProcess] = []
 

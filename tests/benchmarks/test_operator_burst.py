@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from benchmarks.operator_burst import DecisionWatch, WatchError
 from kubernetes.client.exceptions import ApiException
 
-from tests.support.waiting import WaitTimeoutError
+from benchmarks.operator_burst import DecisionWatch, WatchError
+from harness.waiting import WaitTimeoutError
 
 Segment = list[dict[str, Any]] | ApiException
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import REPO, bin_dir, kubeconfig
+from harness.cluster import REPO, bin_dir, kubeconfig, kubectl
 
 CHART = REPO / "charts" / "green-training-operator"
 CRDS = REPO / "crds"
@@ -150,3 +150,32 @@ def parse_label_values(query: str) -> tuple[str, str]:
     m = re.fullmatch(r"label_values\((.*),\s*([a-zA-Z_]+)\)", query.strip())
     assert m, f"unexpected variable query {query!r}"
     return m.group(1), m.group(2)
+
+
+IMAGE_TRACES = "/opt/green/data/carbon"
+"""Where operator/Dockerfile puts the traces the chart's default configuration names."""
+
+
+def with_local_traces(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The chart's configuration with the image's trace paths pointed at the repository's data/carbon."""
+    text = yaml.safe_dump(dict(config)).replace(IMAGE_TRACES, str(REPO / "data" / "carbon"))
+    doc: dict[str, Any] = yaml.safe_load(text)
+    return doc
+
+
+def token_kubeconfig(namespace: str, service_account: str, path: Path) -> Path:
+    """A kubeconfig that authenticates as the ServiceAccount with a short-lived token (TokenRequest)."""
+    token = kubectl("-n", namespace, "create", "token", service_account, "--duration=1h").stdout.strip()
+    admin = yaml.safe_load(kubeconfig().read_text())
+    cluster = admin["clusters"][0]["cluster"]
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": cluster}],
+        "users": [{"name": service_account, "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "local", "user": service_account, "namespace": namespace}}],
+        "current-context": "sa",
+    }
+    path.write_text(yaml.safe_dump(doc))
+    path.chmod(0o600)
+    return path

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import ClusterInfo, apply_crds, kubectl
-from tests.support.waiting import wait_for
+from harness.cluster import ClusterInfo, apply_crds, kubectl
+from harness.waiting import wait_for
 
 PROMETHEUS_OPERATOR_CRDS = Path(__file__).parent / "fixtures" / "prometheus-operator-crds"
 

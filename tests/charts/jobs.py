@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from tests.support.cluster import kubectl
-from tests.support.waiting import wait_for
+from harness.cluster import kubectl
+from harness.waiting import wait_for
 
 EXIT_CODE = "kwok.greentraining.io/exit-code"
 TERMINATION_MESSAGE = "kwok.greentraining.io/termination-message"

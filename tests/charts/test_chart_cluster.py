@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.cluster import kubectl
+from harness.waiting import wait_for
 from tests.charts.chart import CHART, chart_args, helm, render_text
-from tests.support.cluster import kubectl
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -14,14 +14,16 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from green_operator import manifests
+from green_operator.api import manifests
 from green_operator.carbon.metrics import CarbonMetrics
 from green_operator.carbon.service import CarbonService
 from green_operator.config import parse_config
 from green_operator.metrics import OperatorMetrics
+from harness.cluster import REPO
 from tests.charts.chart import (
     CHART,
     CRDS,
+    IMAGE_TRACES,
     alert_rules,
     chart_args,
     dashboard,
@@ -34,9 +36,8 @@ from tests.charts.chart import (
     operator_config,
     parse_label_values,
     render,
+    with_local_traces,
 )
-from tests.charts.processes import IMAGE_TRACES, with_local_traces
-from tests.support.cluster import REPO
 
 MONITORING = {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}
 NAMESPACED = {"rbac": {"scope": "namespaced", "watchNamespaces": ["team-a", "team-b"]}}

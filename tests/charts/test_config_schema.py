@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from green_operator.config import ConfigError, parse_config
+from harness.cluster import REPO
 from tests.charts.chart import CHART, chart_args, helm
-from tests.support.cluster import REPO
 
 REGION = {"name": "r1", "carbon": {"provider": "uk", "zone": "national"}}
 

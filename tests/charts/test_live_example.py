@@ -15,9 +15,8 @@ from green_operator.carbon.metrics import CarbonMetrics
 from green_operator.carbon.service import CarbonService
 from green_operator.carbon.watttime import WattTimeConfig
 from green_operator.config import load_config, parse_config
-from tests.charts.chart import one, operator_config, render
-from tests.charts.processes import IMAGE_TRACES, with_local_traces
-from tests.support.cluster import REPO
+from harness.cluster import REPO
+from tests.charts.chart import IMAGE_TRACES, one, operator_config, render, with_local_traces
 
 LIVE = REPO / "examples" / "operator-config-live.yaml"
 VALUES = REPO / "examples" / "values-live.yaml"

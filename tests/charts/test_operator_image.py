@@ -10,9 +10,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.charts.chart import one, operator_config, render
-from tests.charts.processes import IMAGE_TRACES
-from tests.support.cluster import REPO
+from harness.cluster import REPO
+from tests.charts.chart import IMAGE_TRACES, one, operator_config, render
 
 OPERATOR = REPO / "operator"
 DOCKERFILE = (OPERATOR / "Dockerfile").read_text()
@@ -84,7 +83,7 @@ def test_the_entrypoint_is_green_operator_run_with_the_charts_config_path() -> N
     cmd = json.loads(_final("CMD")[-1])
     assert entrypoint == ["green-operator", "run"]
     scripts = tomllib.loads((OPERATOR / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["green-operator"] == "green_operator.cli:main"
+    assert scripts["green-operator"] == "green_operator.cli.main:main"
     objs = render()
     args = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert cmd == ["--config", "/etc/green-operator/config.yaml"]

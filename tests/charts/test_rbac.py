@@ -13,11 +13,11 @@ import jsonschema
 import pytest
 import yaml
 
+from harness.cluster import REPO, kubectl
+from harness.operator import operator
+from harness.waiting import wait_for
 from tests.charts import jobs
-from tests.charts.chart import operator_config, render, render_text
-from tests.charts.processes import operator, token_kubeconfig, with_local_traces
-from tests.support.cluster import REPO, kubectl
-from tests.support.waiting import wait_for
+from tests.charts.chart import operator_config, render, render_text, token_kubeconfig, with_local_traces
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.cluster import REPO, bin_dir, kubectl
+from harness.cluster import REPO, bin_dir, kubectl
 
 pytestmark = pytest.mark.integration
 

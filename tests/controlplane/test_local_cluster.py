@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from kubernetes import client
 
-from tests.support.cluster import ClusterInfo, kubectl
-from tests.support.waiting import wait_for
+from harness.cluster import ClusterInfo, kubectl
+from harness.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from tests.charts.processes import free_port, http_get, running
-from tests.support.waiting import wait_for
+from harness.processes import free_port, http_get, running
+from harness.waiting import wait_for
 
 
 @dataclass(frozen=True)

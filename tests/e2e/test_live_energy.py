@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from tests.charts.processes import VENV_BIN, running
+from harness.operator import OperatorProcess
+from harness.processes import VENV_BIN, free_port, running
+from harness.waiting import wait_for
 from tests.e2e.prometheus import Prometheus, Target, prometheus
-from tests.operator.test_operator_integration import SLOT, create, gtj, status, traces_with_window
-from tests.support.operator import OperatorProcess, free_port, make_config
-from tests.support.waiting import wait_for
+from tests.support.gtjs import SLOT, create, gtj, status, traces_with_window
+from tests.support.operator_config import make_config
 
 pytestmark = pytest.mark.e2e
 

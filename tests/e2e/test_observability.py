@@ -27,6 +27,10 @@ import pytest
 import yaml
 
 from green_operator.metrics import PHASES
+from harness.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
+from harness.operator import operator
+from harness.processes import VENV_BIN, free_port, http_get, running
+from harness.waiting import wait_for
 from tests.charts import jobs
 from tests.charts.chart import (
     CHART,
@@ -39,11 +43,9 @@ from tests.charts.chart import (
     operator_config,
     parse_label_values,
     render,
+    with_local_traces,
 )
-from tests.charts.processes import VENV_BIN, free_port, http_get, operator, running, with_local_traces
 from tests.e2e.prometheus import Prometheus, Target, finite, prometheus, values_of
-from tests.support.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
-from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 

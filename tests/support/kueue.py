@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.support.cluster import REPO
+from harness.cluster import REPO
 
 NS_LABEL = "greentraining.io/kueue"
 KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta2"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.waiting import wait_for
+from harness.waiting import wait_for
 
 TRAINER_IMAGE = Path(__file__).resolve().parents[2] / "trainer-image"
 SCHEMA = TRAINER_IMAGE / "src" / "green_trainer" / "schema" / "report-v1.schema.json"

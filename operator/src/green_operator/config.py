@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import Field, StringConstraints
 
-from .carbon.config import (
+from green_operator.carbon.config import (
     DNS_LABEL,
     CarbonConfig,
     CarbonConfigError,
@@ -25,11 +25,11 @@ from .carbon.config import (
     parse_carbon_config,
     read_regions,
 )
-from .carbon.plugin import Hint, S, Schema, mapping, validate
-from .kueue.admission import KueueSettings
-from .planner import PlannerSettings, power_profile
-from .regions import RegionConfig
-from .times import parse_duration
+from green_operator.carbon.plugin import Hint, S, Schema, mapping, validate
+from green_operator.kueue.admission import KueueSettings
+from green_operator.planner import PlannerSettings, power_profile
+from green_operator.regions import RegionConfig
+from green_operator.times import parse_duration
 
 REGION_LABEL = "topology.kubernetes.io/region"
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from .phase import Phase
+from green_operator.api.phase import Phase
 
 PHASES = tuple(str(p) for p in Phase)
 DECISION_OUTCOMES = ("deferred", "started", "replanned")

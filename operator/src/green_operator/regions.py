@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .carbon.provider import ForecastResult
-from .planner import RegionForecast
+from green_operator.carbon.provider import ForecastResult
+from green_operator.planner import RegionForecast
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"

@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.operator.test_operator_integration import (
+from harness.cluster import REPO
+from harness.operator import OperatorProcess
+from harness.processes import free_port
+from harness.waiting import wait_for
+from tests.support.gtjs import (
     SLOT,
     condition,
     create,
@@ -22,9 +26,7 @@ from tests.operator.test_operator_integration import (
     traces_with_window,
     ts,
 )
-from tests.support.cluster import REPO
-from tests.support.operator import OperatorProcess, free_port, make_config
-from tests.support.waiting import wait_for
+from tests.support.operator_config import make_config
 
 pytestmark = pytest.mark.integration
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from green_operator.api.status import carbon_condition
 from green_operator.carbon import DataSource
 from green_operator.carbon.config import CarbonConfigError, parse_carbon_config
 from green_operator.carbon.metrics import CarbonMetrics
 from green_operator.carbon.service import CarbonService, UnknownRegionError
-from green_operator.status import carbon_condition
 
 H = timedelta(hours=1)
 TOKEN = "emaps-secret-token-42"

@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from green_operator.accounting import EnergyTotal, accounting_windows
+from green_operator.accounting.settle import EnergyTotal, accounting_windows
+from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.carbon.provider import DataSource, ForecastResult, SourceSpan
 from green_operator.carbon.series import series_from_values
 from green_operator.controller.ledger import CapacityLedger
@@ -29,7 +30,6 @@ from green_operator.controller.reconcile import observe_spec
 from green_operator.planner import PlannerSettings
 from green_operator.planner.grid import slot_floor
 from green_operator.regions import RegionCapacity, RegionConfig, region_forecast
-from green_operator.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.times import rfc3339
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -13,7 +13,9 @@ from kubernetes import client
 
 from green_operator.planner.grid import slot_floor
 from green_operator.times import parse_duration, parse_rfc3339
-from tests.operator.test_operator_integration import (
+from harness.operator import OperatorProcess
+from harness.waiting import wait_for
+from tests.support.gtjs import (
     GROUP,
     PLURAL,
     SLOT,
@@ -25,8 +27,7 @@ from tests.operator.test_operator_integration import (
     status,
     traces_with_window,
 )
-from tests.support.operator import OperatorProcess, make_config
-from tests.support.waiting import wait_for
+from tests.support.operator_config import make_config
 
 pytestmark = pytest.mark.integration
 CAPACITY = {"europe-west2": 16, "europe-west3": 16, "europe-west9": 16, "us-west2": 8}

@@ -8,10 +8,10 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from green_operator.api.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from green_operator.controller.actions import Book, MoveAside, PlanRecorded, RescueTried, SettleMove
 from green_operator.controller.ledger import BURST_JOBS, FOREIGN, Burst, CapacityLedger
 from green_operator.controller.observed import MovableJob, PodsSummary
-from green_operator.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from green_operator.planner import Decision, Reservation
 from green_operator.times import rfc3339
 from tests.operator.controller import builders as b

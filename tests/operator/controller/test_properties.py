@@ -19,6 +19,8 @@ from typing import Any
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from green_operator.api.phase import Phase
+from green_operator.api.spec import TrainingJobSpec
 from green_operator.controller.actions import (
     Action,
     Book,
@@ -37,8 +39,6 @@ from green_operator.controller.actions import (
 from green_operator.controller.ledger import CapacityLedger
 from green_operator.controller.observed import JobMeta, Observed, child_state
 from green_operator.controller.reconcile import needs, reconcile
-from green_operator.phase import Phase
-from green_operator.spec import TrainingJobSpec
 from green_operator.times import rfc3339
 from tests.operator.controller import builders as b
 

@@ -15,9 +15,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from green_operator import conditions as cond
+from green_operator.accounting.live_energy import LiveEnergy
+from green_operator.api import conditions as cond
+from green_operator.api.conditions import Reason
+from green_operator.api.manifests import ANN_TEMPLATE_HASH
+from green_operator.api.phase import Phase
+from green_operator.api.status import decision_from_status
 from green_operator.carbon.provider import DataSource
-from green_operator.conditions import Reason
 from green_operator.controller.actions import (
     Action,
     Book,
@@ -46,11 +50,7 @@ from green_operator.controller.reconcile import (
     reconcile,
 )
 from green_operator.controller.released import RUNNING_POLL
-from green_operator.live_energy import LiveEnergy
-from green_operator.manifests import ANN_TEMPLATE_HASH
-from green_operator.phase import Phase
 from green_operator.planner import Reservation
-from green_operator.status import decision_from_status
 from green_operator.times import parse_rfc3339, rfc3339
 from tests.operator.controller import builders as b
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from green_operator.accounting import Accounting, EnergyTotal
+from green_operator.accounting.settle import Accounting, EnergyTotal
+from green_operator.api.phase import Phase
 from green_operator.controller.observed import PodsSummary, child_state
 from green_operator.controller.transitions import finished, following
-from green_operator.phase import Phase
 
 NOW = datetime(2026, 11, 25, 10, tzinfo=UTC)
 UID = "uid-1"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import ClusterInfo
+from harness.cluster import ClusterInfo
 from tests.support.kueue import Queues, kueue_namespace, start_kueue
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from green_operator.api.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
 from green_operator.kueue.admission import (
     DEFERRED,
     INVALID_ANNOTATION,
@@ -28,7 +29,6 @@ from green_operator.kueue.inputs import (
     read_inputs,
 )
 from green_operator.kueue.workload import ANN_PLAN, flavor_region, workload_view
-from green_operator.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
 from green_operator.planner import PlannerSettings, RegionForecast, Reservation
 from green_operator.regions import RegionConfig
 from green_operator.times import rfc3339

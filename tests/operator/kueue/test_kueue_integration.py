@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from green_operator.api.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
 from green_operator.kueue.inputs import ANN_DURATION, ANN_MAX_DELAY
 from green_operator.kueue.workload import ANN_PLAN
-from green_operator.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
 from green_operator.planner.grid import slot_floor
 from green_operator.times import parse_rfc3339
+from harness.operator import OperatorProcess
+from harness.processes import free_port
+from harness.waiting import wait_for
 from tests.support.kueue import (
     Queues,
     batch_job,
@@ -29,8 +32,7 @@ from tests.support.kueue import (
     kueue_sh,
     workload_of,
 )
-from tests.support.operator import OperatorProcess, TraceGrid, free_port, make_config
-from tests.support.waiting import wait_for
+from tests.support.operator_config import TraceGrid, make_config
 
 pytestmark = pytest.mark.integration
 

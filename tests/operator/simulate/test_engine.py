@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from green_operator.api.spec import TrainingJobSpec, parse_spec
 from green_operator.carbon.series import series_from_values
 from green_operator.config import OperatorConfig
 from green_operator.controller import driver
@@ -18,7 +19,6 @@ from green_operator.simulate.generator import generate_jobs
 from green_operator.simulate.jobs_file import SimJob
 from green_operator.simulate.operator import run_operator
 from green_operator.simulate.world import ForecastModel, World, build_world
-from green_operator.spec import TrainingJobSpec, parse_spec
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 SLOT = timedelta(minutes=15)

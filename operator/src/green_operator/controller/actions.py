@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from green_operator.accounting import Accounting
+from green_operator.accounting.settle import Accounting
 from green_operator.planner import Decision, Reservation
 
 from .observed import MovableJob

@@ -17,14 +17,14 @@ from typing import Any
 
 import aiohttp
 
-from green_operator.accounting import accounting_windows, total_energy
+from green_operator.accounting.live_energy import LiveEnergy, energy_query, parse_energy
+from green_operator.accounting.settle import accounting_windows, total_energy
+from green_operator.api.manifests import job_name
+from green_operator.api.phase import Phase
+from green_operator.api.spec import TrainingJobSpec
 from green_operator.carbon.service import CarbonService
 from green_operator.config import OperatorConfig
-from green_operator.live_energy import LiveEnergy, energy_query, parse_energy
-from green_operator.manifests import job_name
 from green_operator.metrics import OperatorMetrics
-from green_operator.phase import Phase
-from green_operator.spec import TrainingJobSpec
 from green_operator.times import utcnow
 
 from .actions import Action, RecordDecision, RecordRelease

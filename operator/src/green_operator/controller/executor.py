@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from green_operator.manifests import job_name
+from green_operator.api.manifests import job_name
 from green_operator.metrics import OperatorMetrics
 
 from .actions import (

@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import kopf
 
-from green_operator.manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION
+from green_operator.api.manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION
 
 from .driver import Controller
 from .kube import gtj_path, run_until_cancelled

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import aiohttp
 from kubernetes_asyncio import client, config
 
-from green_operator.manifests import GROUP, PLURAL, VERSION
+from green_operator.api.manifests import GROUP, PLURAL, VERSION
 
 JsonDict = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"

@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from green_operator import conditions as cond
-from green_operator.manifests import LABEL_MANAGED_BY, MANAGED_BY
-from green_operator.phase import Phase
+from green_operator.api import conditions as cond
+from green_operator.api.manifests import LABEL_MANAGED_BY, MANAGED_BY
+from green_operator.api.phase import Phase
+from green_operator.api.spec import body_gpus, gpus_in_template
+from green_operator.api.status import reservation_from_status
 from green_operator.planner import RepairMemo, Reservation
 from green_operator.regions import NodeInfo, RegionConfig, node_info
-from green_operator.spec import body_gpus, gpus_in_template
-from green_operator.status import reservation_from_status
 
 from .actions import Book, LedgerAction, MoveAside, PlanRecorded, RescueTried, SettleMove
 from .observed import LedgerView, MovableJob, PendingMove, PodsSummary

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from green_operator.accounting import AccountingWindows, EnergyTotal
+from green_operator.accounting.live_energy import LiveEnergy
+from green_operator.accounting.settle import AccountingWindows, EnergyTotal
+from green_operator.api.manifests import ANN_TEMPLATE_HASH
+from green_operator.api.spec import SpecProblem, TrainingJobSpec
 from green_operator.carbon.provider import ForecastResult
-from green_operator.live_energy import LiveEnergy
-from green_operator.manifests import ANN_TEMPLATE_HASH
 from green_operator.planner import Decision, JobRequest, PlannerSettings, RegionForecast, RepairMemo, Reservation
 from green_operator.regions import RegionConfig
-from green_operator.spec import SpecProblem, TrainingJobSpec
 from green_operator.times import parse_rfc3339
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from green_operator.api.conditions import Reason
+from green_operator.api.manifests import build_job, job_name, placement_patch
+from green_operator.api.phase import Phase
+from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
+from green_operator.api.status import decision_from_status
 from green_operator.carbon.provider import ForecastResult
-from green_operator.conditions import Reason
-from green_operator.manifests import build_job, job_name, placement_patch
-from green_operator.phase import Phase
 from green_operator.planner import Decision, JobRequest, PowerPolicy, Reservation, plan, plan_with_preemption
-from green_operator.spec import SpecProblem, TrainingJobSpec, parse_spec
-from green_operator.status import decision_from_status
 from green_operator.times import parse_rfc3339
 
 from . import transitions as tr

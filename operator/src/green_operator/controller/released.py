@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from green_operator.accounting import settle
-from green_operator.conditions import Reason
-from green_operator.phase import Phase
+from green_operator.accounting.settle import settle
+from green_operator.api.conditions import Reason
+from green_operator.api.phase import Phase
+from green_operator.api.spec import TrainingJobSpec
+from green_operator.api.status import decision_from_status
 from green_operator.planner import Reservation
-from green_operator.spec import TrainingJobSpec
-from green_operator.status import decision_from_status
 from green_operator.times import parse_rfc3339, rfc3339
 
 from . import transitions as tr

@@ -8,15 +8,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from green_operator import conditions as cond
-from green_operator.accounting import Accounting
+from green_operator.accounting.settle import Accounting
+from green_operator.api import conditions as cond
+from green_operator.api.conditions import Reason
+from green_operator.api.manifests import job_name
+from green_operator.api.phase import Phase
+from green_operator.api.spec import SpecProblem, TrainingJobSpec
+from green_operator.api.status import carbon_condition, plan_fields
 from green_operator.carbon.provider import ForecastResult
-from green_operator.conditions import Reason
-from green_operator.manifests import job_name
-from green_operator.phase import Phase
 from green_operator.planner import Decision
-from green_operator.spec import SpecProblem, TrainingJobSpec
-from green_operator.status import carbon_condition, plan_fields
 from green_operator.times import format_duration, rfc3339
 
 from .observed import ChildState, JobMeta, PodsSummary

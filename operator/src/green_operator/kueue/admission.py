@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from green_operator.conditions import Reason
-from green_operator.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
+from green_operator.api.conditions import Reason
+from green_operator.api.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
 from green_operator.planner import Decision, JobRequest, PlannerSettings, Reservation, plan
 from green_operator.planner.reasons import format_time
 from green_operator.times import format_duration, parse_rfc3339, rfc3339

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from green_operator.manifests import ANN_POWER_LIMIT
+from green_operator.api.manifests import ANN_POWER_LIMIT
+from green_operator.api.spec import gpus_in_template, held_gpus
 from green_operator.planner import PowerPolicy, PowerRequest
-from green_operator.spec import gpus_in_template, held_gpus
 from green_operator.times import parse_delay, parse_duration, parse_rfc3339
 
 from .workload import WorkloadView

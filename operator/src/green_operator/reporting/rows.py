@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from green_operator.accounting import JOULES_PER_KWH
-from green_operator.conditions import DEADLINE_AT_RISK
+from green_operator.accounting.settle import JOULES_PER_KWH
+from green_operator.api.conditions import DEADLINE_AT_RISK
 from green_operator.times import parse_duration, parse_rfc3339
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

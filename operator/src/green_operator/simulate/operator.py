@@ -36,7 +36,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from green_operator.accounting import EnergyTotal, Window, accounting_windows
+from green_operator.accounting.settle import EnergyTotal, Window, accounting_windows
+from green_operator.api.manifests import ANN_POWER_LIMIT, ANN_REGION, GROUP, KIND, VERSION
+from green_operator.api.phase import Phase
+from green_operator.api.spec import GPU_RESOURCE, TrainingJobSpec, parse_spec
 from green_operator.carbon.provider import DataSource, ForecastResult, SourceSpan
 from green_operator.carbon.series import IntensityPoint, IntensitySeries
 from green_operator.controller.actions import (
@@ -62,12 +65,9 @@ from green_operator.controller.observed import (
     child_state,
 )
 from green_operator.controller.reconcile import needs, reconcile
-from green_operator.manifests import ANN_POWER_LIMIT, ANN_REGION, GROUP, KIND, VERSION
-from green_operator.phase import Phase
 from green_operator.planner import PowerRequest, RegionForecast
 from green_operator.planner.grid import EPS
 from green_operator.regions import RegionConfig
-from green_operator.spec import GPU_RESOURCE, TrainingJobSpec, parse_spec
 from green_operator.times import rfc3339
 
 from .engine import PlanArm, RunRecord, SimSettings, option_for, run_record

@@ -1,0 +1,1 @@
+"""The GreenTrainingJob API: spec, status, phases, conditions and the child manifests."""

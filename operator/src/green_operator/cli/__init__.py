@@ -1,0 +1,1 @@
+"""The `green-operator` command and its subcommands."""

@@ -1,0 +1,112 @@
+"""Energy, emissions and savings arithmetic: reports summed over pods and attempts, estimates for
+pods without one, savings reported as they are."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from green_operator.accounting.settle import Accounting, EnergyTotal, parse_report, total_energy
+
+
+def report(joules: float, meter: str = "nvml", applied: bool | None = True) -> str:
+    doc: dict[str, Any] = {"v": 1, "meter": meter, "energyJoules": joules, "exitCode": 0}
+    if applied is not None:
+        doc["powerLimit"] = {"applied": applied, "reason": None if applied else "no permission"}
+    return json.dumps(doc)
+
+
+def pod(name: str, *terms: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    statuses = []
+    for t in terms:
+        cs: dict[str, Any] = {"name": "train", "state": {"terminated": t}}
+        if last is not None:
+            cs["lastState"] = {"terminated": last}
+        statuses.append(cs)
+    return {"metadata": {"name": name}, "status": {"containerStatuses": statuses}}
+
+
+def term(message: str | None = None, seconds: int = 3600) -> dict[str, Any]:
+    t: dict[str, Any] = {
+        "startedAt": "2026-11-25T10:00:00Z",
+        "finishedAt": f"2026-11-25T{10 + seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}Z",
+        "exitCode": 0,
+    }
+    if message is not None:
+        t["message"] = message
+    return t
+
+
+def test_reports_are_summed_over_pods_and_restarted_attempts() -> None:
+    pods = [
+        pod("p-0", term(report(1000.0)), last=term(report(250.0))),
+        pod("p-1", term(report(500.0))),
+    ]
+    e = total_energy(pods, gpus_per_pod=4, estimate_watts=300)
+    assert e.joules == pytest.approx(1750.0)
+    assert e.meter == "nvml"
+    assert e.estimated_pods == 0
+    assert e.power_applied is True
+
+
+def test_a_pod_without_report_is_estimated_and_labelled() -> None:
+    pods = [pod("p-0", term(report(7200.0))), pod("oom", term("OOMKilled", seconds=1800))]
+    e = total_energy(pods, gpus_per_pod=2, estimate_watts=300)
+    assert e.joules == pytest.approx(7200.0 + 2 * 300 * 1800)
+    assert e.meter == "mixed(estimate,nvml)"
+    assert e.estimated_pods == 1
+
+
+def test_never_started_pods_count_nothing() -> None:
+    e = total_energy([{"metadata": {"name": "x"}, "status": {"phase": "Pending"}}], 1, 300)
+    assert e.joules == 0
+    assert e.meter == "none"
+
+
+def test_power_limit_not_applied_is_reported() -> None:
+    e = total_energy([pod("p", term(report(10.0, applied=False)))], 1, 300)
+    assert e.power_applied is False
+    assert e.power_reason == "no permission"
+
+
+@pytest.mark.parametrize("message", [None, "", "not json", "[1,2]", '{"v":1}', '{"energyJoules":"lots"}'])
+def test_non_reports_are_ignored(message: str | None) -> None:
+    assert parse_report(message) is None
+
+
+def energy(joules: float) -> EnergyTotal:
+    return EnergyTotal(joules, "nvml", 0, None, "")
+
+
+def test_savings_can_be_negative_and_are_not_clipped() -> None:
+    a = Accounting(energy(3.6e6), intensity=300.0, baseline_intensity=200.0)
+    assert a.grams == pytest.approx(300.0)
+    assert a.baseline_grams == pytest.approx(200.0)
+    assert a.saved_grams == pytest.approx(-100.0)
+    assert a.saved_percent == pytest.approx(-50.0)
+    fields = a.status_fields()
+    assert fields["emissions"]["savedGrams"] == pytest.approx(-100.0)
+    assert fields["emissions"]["savedPercent"] == "-50.0%"
+    assert fields["energy"]["kilowattHours"] == "1.000"
+
+
+def test_no_energy_means_no_percentage() -> None:
+    a = Accounting(energy(0.0), intensity=300.0, baseline_intensity=200.0)
+    assert a.saved_percent is None
+    assert a.status_fields()["emissions"]["savedPercent"] == "n/a"
+
+
+@given(
+    joules=st.floats(min_value=0, max_value=1e12),
+    actual=st.floats(min_value=0, max_value=2000),
+    baseline=st.floats(min_value=0, max_value=2000),
+)
+def test_emissions_arithmetic_is_consistent(joules: float, actual: float, baseline: float) -> None:
+    a = Accounting(energy(joules), intensity=actual, baseline_intensity=baseline)
+    assert a.grams == pytest.approx(joules / 3.6e6 * actual)
+    assert a.baseline_grams - a.saved_grams == pytest.approx(a.grams, rel=1e-9, abs=1e-6)
+    assert (a.saved_grams > 0) == (a.baseline_grams > a.grams)
