@@ -27,6 +27,7 @@ PURE = (
     "green_operator.kueue.workload",
     "green_operator.kueue.inputs",
     "green_operator.kueue.admission",
+    "green_operator.kueue.accounting",
     "green_operator.times",
 )
 FORBIDDEN = ("kopf", "kubernetes", "kubernetes_asyncio", "aiohttp", "requests")

@@ -8,6 +8,8 @@ only `pendingWindow` (6 s) before a planned start
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,12 @@ import pytest
 from kubernetes import client
 
 from green_operator.api.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
+from green_operator.kueue.accounting import ANN_RESULT
 from green_operator.kueue.inputs import ANN_DURATION, ANN_MAX_DELAY
 from green_operator.kueue.workload import ANN_PLAN
 from green_operator.planner.grid import slot_floor
 from green_operator.times import parse_rfc3339
+from harness.cluster import kubeconfig
 from harness.operator import OperatorProcess
 from harness.processes import free_port
 from harness.waiting import wait_for
@@ -248,5 +252,36 @@ def test_provider_outage_never_holds_past_the_latest_start(tmp_path: Path, queue
         latest = parse_rfc3339(wl["metadata"]["creationTimestamp"]) + timedelta(seconds=20)
         wait_for(lambda: job_running(ns, "promise"), timeout=60, message="the Job admitted by its latest start")
         assert datetime.now(UTC) <= latest + timedelta(seconds=3)
+    finally:
+        op.stop()
+
+
+def test_finished_workload_is_accounted_and_reported(tmp_path: Path, queues: Queues) -> None:
+    ns = queues.namespace
+    op = operator(tmp_path, ns, traces(datetime.now(UTC), clean_from=timedelta(0)))
+    try:
+        ready_queues(queues, gpus=8)
+        fast = {"pod-complete.stage.kwok.x-k8s.io/delay": "2s"}
+        create_job(ns, batch_job("done", queues.local_queue, annotations(**fast)))
+        wl = wait_for(
+            lambda: (w := workload_of(ns, "done")) and ANN_RESULT in w["metadata"].get("annotations", {}) and w,
+            timeout=60,
+            message="the finished workload's result",
+        )
+        result = json.loads(wl["metadata"]["annotations"][ANN_RESULT])
+        assert result["phase"] == "Succeeded"
+        assert result["energy"]["joules"] > 0
+        assert result["energy"]["estimatedPods"] == 1  # no trainer report on a kwok pod: estimated, and said so
+        assert result["emissions"]["grams"] > 0
+        assert result["emissions"]["savedGrams"] == pytest.approx(
+            result["emissions"]["baselineGrams"] - result["emissions"]["grams"], abs=0.01
+        )
+        cmd = [sys.executable, "-m", "green_operator.cli.main", "report", "--kubeconfig", str(kubeconfig())]
+        done = subprocess.run([*cmd, "-n", ns, "--json"], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        rows = {r["name"]: r for r in json.loads(done.stdout)["rows"]}
+        assert rows["job/done"]["phase"] == "Succeeded"
+        assert rows["job/done"]["emissionsGrams"] == pytest.approx(result["emissions"]["grams"], rel=1e-3)
+        assert rows["job/done"]["inTotals"]
     finally:
         op.stop()

@@ -121,7 +121,7 @@ async def _kueue_checks(c: Controller, namespaces: tuple[str, ...]) -> None:
 
     await c.ready.wait()
     kueue = KueueCheckController(
-        c.config, c.config.kueue, c.kube, c.ledger, c.forecasts, c.metrics, frozenset(namespaces)
+        c.config, c.config.kueue, c.kube, c.ledger, c.forecasts, c.carbon, c.metrics, frozenset(namespaces)
     )
     await kueue.run()
 

@@ -23,6 +23,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from green_operator.accounting.settle import accounting_windows, settle, total_energy
+from green_operator.api.spec import gpus_in_template
+from green_operator.carbon.service import CarbonService
 from green_operator.config import OperatorConfig
 from green_operator.controller.actions import Book
 from green_operator.controller.forecasts import ForecastCache
@@ -32,6 +35,7 @@ from green_operator.metrics import OperatorMetrics
 from green_operator.planner import RegionForecast
 from green_operator.times import rfc3339, utcnow
 
+from .accounting import ANN_RESULT, needs_settling, pod_selector, result_annotation, status_like
 from .admission import CheckUpdate, Event, KueueSettings, Situation, Verdict, decide, reactivate_after
 from .inputs import ANN_DURATION
 from .workload import (
@@ -92,6 +96,7 @@ class KueueCheckController:
         kube: AsyncKube,
         ledger: CapacityLedger,
         forecasts: ForecastCache,
+        carbon: CarbonService,
         metrics: OperatorMetrics,
         namespaces: frozenset[str] = frozenset(),
     ) -> None:
@@ -100,6 +105,7 @@ class KueueCheckController:
         self.kube = kube
         self.ledger = ledger
         self.forecasts = forecasts
+        self.carbon = carbon
         self.metrics = metrics
         self.namespaces = namespaces
         """Act only on Workloads in these (empty: every namespace), like the rest of the operator."""
@@ -229,6 +235,8 @@ class KueueCheckController:
         if body is None:
             return
         wl = workload_view(body)
+        if needs_settling(wl):
+            await self._settle(wl)
         for check in wl.check_names(frozenset(self.checks)):
             region = self.region_of(wl)
             mine = wl.checks[check]
@@ -284,6 +292,30 @@ class KueueCheckController:
                 self._emit(wl, e)
         if v.wake_after is not None:
             self._wake_later(wl.key, v.wake_after)
+
+    async def _settle(self, wl: WorkloadView) -> None:
+        """Energy, emissions and savings of a finished workload we planned: the same arithmetic,
+        metrics and report as GreenTrainingJobs; kept in its `greentraining.io/result` annotation."""
+        plan = wl.plan or {}
+        region = str(plan.get("region") or self.config.regions[0].name)
+        selector = pod_selector(wl)
+        pods = await self.kube.list_pods(wl.namespace, selector) if selector else []
+        gpus_per_pod = max((gpus_in_template(ps.template) for ps in wl.pod_sets), default=0)
+        limit = plan.get("powerLimitWatts")
+        watts = float(limit) if limit else self.config.planner.default_gpu_watts
+        energy = total_energy(pods, gpus_per_pod, watts)
+        status = status_like(wl)
+        windows = accounting_windows(status, wl.admitted_at, wl.finished_at, region, utcnow())
+        a, b = windows.actual, windows.baseline
+        actual = await self.carbon.history_async(a.region, a.start, a.end)
+        fetch = self.carbon.history_async if b.history else self.carbon.forecast_async
+        baseline = await fetch(b.region, b.start, b.end)
+        acc = settle(status, energy, windows, actual, baseline)
+        patch = {"metadata": {"annotations": {ANN_RESULT: result_annotation(wl, acc)}}}
+        await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
+        self.metrics.finished.labels(wl.namespace, status["phase"]).inc()
+        acc.record_metrics(self.metrics, wl.namespace, region)
+        self._emit(wl, Event("CarbonAccounted", acc.summary(str(status["phase"]))))
 
     def _emit(self, wl: WorkloadView, e: Event) -> None:
         """An Event on the user's Job or JobSet (the Workload when it has no owner), posted from its

@@ -75,6 +75,9 @@ class WorkloadView:
     annotations: Mapping[str, str] = field(default_factory=dict)
     active: bool = True
     held_until: datetime | None = None
+    admitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    finished_reason: str = ""
 
     @property
     def key(self) -> str:
@@ -94,6 +97,8 @@ def workload_view(body: Mapping[str, Any]) -> WorkloadView:
     st = body.get("status") or {}
     conds = st.get("conditions") or []
     reserved = _true(conds, "QuotaReserved")
+    admitted = _true(conds, "Admitted")
+    finished = _true(conds, "Finished")
     owner = next((o for o in meta.get("ownerReferences") or [] if o.get("controller")), None)
     flavors: list[str] = []
     for psa in (st.get("admission") or {}).get("podSetAssignments") or []:
@@ -124,7 +129,7 @@ def workload_view(body: Mapping[str, Any]) -> WorkloadView:
             for c in st.get("admissionChecks") or []
         },
         quota_reserved_at=parse_rfc3339(reserved["lastTransitionTime"]) if reserved else None,
-        finished=_true(conds, "Finished") is not None,
+        finished=finished is not None,
         evicted=_true(conds, "Evicted") is not None,
         flavors=tuple(flavors),
         plan=plan,
@@ -134,6 +139,9 @@ def workload_view(body: Mapping[str, Any]) -> WorkloadView:
         annotations=annotations,
         active=spec.get("active", True) is not False,
         held_until=_time_or_none(annotations.get(ANN_HELD_UNTIL)),
+        admitted_at=_time_or_none((admitted or {}).get("lastTransitionTime")),
+        finished_at=_time_or_none((finished or {}).get("lastTransitionTime")),
+        finished_reason=str((finished or {}).get("reason") or ""),
     )
 
 
