@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from green_operator.api.manifests import ANN_INTENSITY, ANN_POWER_LIMIT, ANN_REGION
@@ -23,7 +24,7 @@ from green_operator.kueue.inputs import ANN_DURATION, ANN_MAX_DELAY
 from green_operator.kueue.workload import ANN_PLAN
 from green_operator.planner.grid import slot_floor
 from green_operator.times import parse_rfc3339
-from harness.cluster import kubeconfig
+from harness.cluster import REPO, kubeconfig, kubectl
 from harness.operator import OperatorProcess
 from harness.processes import free_port
 from harness.waiting import wait_for
@@ -285,3 +286,25 @@ def test_finished_workload_is_accounted_and_reported(tmp_path: Path, queues: Que
         assert rows["job/done"]["inTotals"]
     finally:
         op.stop()
+
+
+def test_the_examples_apply_and_the_check_decides_them(tmp_path: Path, kueue_ns: str) -> None:
+    """examples/kueue: the ClusterQueue, the LocalQueue, a Job and a JobSet, as the README shows them."""
+    ns = kueue_ns
+    examples = REPO / "examples" / "kueue"
+    cluster_objects = [d for d in yaml.safe_load_all((examples / "cluster-queue.yaml").read_text()) if d]
+    op = operator(tmp_path, ns, traces(datetime.now(UTC), clean_from=timedelta(minutes=5)))
+    try:
+        for name in ("cluster-queue.yaml", "job.yaml", "jobset.yaml"):
+            kubectl("apply", "--server-side", "-n", ns, "-f", str(examples / name))
+        for owner in ("finetune", "pretrain"):
+            wait_for(lambda o=owner: planned(ns, o), timeout=60, message=f"the carbon check's plan for {owner}")
+        assert not job_running(ns, "finetune")  # 2h of work and 8h to wait: held for a cleaner window
+    finally:
+        op.stop()
+        kubectl(
+            "delete", "-n", ns, "-f", str(examples / "job.yaml"), "-f", str(examples / "jobset.yaml"), "--wait=false"
+        )
+        for doc in reversed(cluster_objects):
+            if doc["kind"] != "LocalQueue":
+                kubectl("delete", doc["kind"].lower(), doc["metadata"]["name"], "--ignore-not-found", "--wait=false")
