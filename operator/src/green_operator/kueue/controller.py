@@ -164,7 +164,9 @@ class KueueCheckController:
         self.checks.add(name)
         conds = (obj.get("status") or {}).get("conditions") or []
         if not any(c.get("type") == "Active" and c.get("status") == "True" for c in conds):
-            asyncio.get_running_loop().create_task(self._activate(name), name=f"activate {name}")
+            task = asyncio.get_running_loop().create_task(self._activate(name), name=f"activate {name}")
+            self.posting.add(task)
+            task.add_done_callback(self.posting.discard)
         if new:  # workloads that were waiting for us
             for key, body in self.workloads.items():
                 if self._wants(body):
