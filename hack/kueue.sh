@@ -162,7 +162,8 @@ cmd_up() {
   [[ -f "$GREEN_KUBECONFIG" && -f "$PKI/ca.key" ]] || die "no cluster at $GREEN_STATE; run 'hack/cluster.sh up' first"
   "$here/build-kueue.sh" >&2
   mkdir -p "$ST"
-  if [[ -f "$ST/ports.env" ]]; then
+  # Ports are kept while the processes run (so `up` is idempotent), else picked afresh.
+  if [[ -f "$ST/ports.env" && ( -n "$(pid_of kueue)" || -n "$(pid_of jobset)" ) ]]; then
     # shellcheck disable=SC1091
     source "$ST/ports.env"
   else
