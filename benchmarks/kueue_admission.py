@@ -41,8 +41,8 @@ NS_LABEL = "greentraining.io/kueue"
 NODES, GPUS_PER_NODE, PODS_PER_NODE = 12, 96, 110
 
 
-def node(i: int) -> dict[str, Any]:
-    name = f"bench-gpu-{i}"
+def node(i: int, suffix: str) -> dict[str, Any]:
+    name = f"bench-gpu-{suffix}-{i}"
     res = {"cpu": "96", "memory": "1024Gi", "pods": str(PODS_PER_NODE), "nvidia.com/gpu": str(GPUS_PER_NODE)}
     return {
         "apiVersion": "v1",
@@ -89,7 +89,7 @@ def job(name: str, annotations: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def queues(ns: str, cq: str, check: str | None, jobs: int) -> list[tuple[str, str]]:
+def queues(ns: str, cq: str, check: str | None, jobs: int, flavor_name: str) -> list[tuple[str, str]]:
     custom = client.CustomObjectsApi()
     made: list[tuple[str, str]] = []
     if check:
@@ -105,7 +105,7 @@ def queues(ns: str, cq: str, check: str | None, jobs: int) -> list[tuple[str, st
                 "coveredResources": ["cpu", "memory", "nvidia.com/gpu"],
                 "flavors": [
                     {
-                        "name": f"{REGION}-bench",
+                        "name": flavor_name,
                         "resources": [
                             {"name": "cpu", "nominalQuota": jobs},
                             {"name": "memory", "nominalQuota": f"{jobs}Gi"},
@@ -151,6 +151,12 @@ def admitted(w: dict[str, Any]) -> bool:
     )
 
 
+def finished(w: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Finished" and c["status"] == "True" for c in (w.get("status") or {}).get("conditions") or []
+    )
+
+
 def decided(check: str) -> Callable[[dict[str, Any]], bool]:
     def pred(w: dict[str, Any]) -> bool:
         entry = next((c for c in (w.get("status") or {}).get("admissionChecks") or [] if c["name"] == check), None)
@@ -190,6 +196,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--log", type=Path, default=None, help="keep the operator's log here")
     args = ap.parse_args()
     config.load_kube_config(str(kubeconfig()))
     t = time.monotonic()
@@ -200,8 +207,9 @@ def main() -> int:
     suffix = uuid.uuid4().hex[:6]
     alone_ns, carbon_ns = f"bench-alone-{suffix}", f"bench-carbon-{suffix}"
     check = f"bench-carbon-{suffix}"
+    flavor_name = f"{REGION}-{suffix}"
     made: list[tuple[str, str]] = []
-    nodes = [node(i) for i in range(NODES)]
+    nodes = [node(i, suffix) for i in range(NODES)]
     op: OperatorProcess | None = None
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -210,15 +218,15 @@ def main() -> int:
             for ns in (alone_ns, carbon_ns):
                 core.create_namespace({"metadata": {"name": ns, "labels": {NS_LABEL: "enabled"}}})
             flavor = {
-                "metadata": {"name": f"{REGION}-bench"},
+                "metadata": {"name": flavor_name},
                 "spec": {"nodeLabels": {"topology.kubernetes.io/region": REGION}},
             }
             custom.create_cluster_custom_object(
                 *KQ, "resourceflavors", {"apiVersion": "/".join(KQ), "kind": "ResourceFlavor", **flavor}
             )
-            made.append(("resourceflavors", f"{REGION}-bench"))
-            made += queues(alone_ns, f"bench-alone-{suffix}", None, args.jobs)
-            made += queues(carbon_ns, f"bench-carbon-{suffix}", check, args.jobs)
+            made.append(("resourceflavors", flavor_name))
+            made += queues(alone_ns, f"bench-alone-{suffix}", None, args.jobs, flavor_name)
+            made += queues(carbon_ns, f"bench-carbon-{suffix}", check, args.jobs, flavor_name)
             cfg = {
                 "regions": [{"name": REGION, "carbon": {"staticGramsPerKwh": 200}}],
                 "planner": {"slot": "5m", "horizon": "6h"},
@@ -226,10 +234,12 @@ def main() -> int:
             }
             path = Path(tmp) / "config.yaml"
             path.write_text(yaml.safe_dump(cfg))
-            op = OperatorProcess(path, carbon_ns, Path(tmp) / "operator.log").start()
+            op = OperatorProcess(path, carbon_ns, args.log or Path(tmp) / "operator.log").start()
             wait_for(lambda: cq_active(f"bench-carbon-{suffix}") and cq_active(f"bench-alone-{suffix}"), timeout=60)
 
             created_a, alone = submit_and_wait(alone_ns, args.jobs, {}, args.concurrency, args.timeout, admitted)
+            # Let the first run's Jobs finish, so the second does not pay for its clean-up.
+            wait_for(lambda: count(alone_ns, finished) >= args.jobs, timeout=args.timeout, interval=2.0)
             ann = {"greentraining.io/estimated-duration": "30m", "greentraining.io/max-delay": "6h"}
             created_c, first = submit_and_wait(
                 carbon_ns, args.jobs, ann, args.concurrency, args.timeout, decided(check)

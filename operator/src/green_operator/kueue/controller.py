@@ -55,6 +55,7 @@ MERGE_PATCH = "application/merge-patch+json"
 LEDGER_PREFIX = "kueue/"
 """Ledger keys of Kueue workloads, apart from GreenTrainingJobs' namespace/name keys."""
 WORKERS = 8
+"""Workloads decided at once: each decision waits mostly on API writes (and Kueue's webhooks)."""
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 log = logging.getLogger(__name__)
 
