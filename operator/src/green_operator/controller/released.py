@@ -8,6 +8,7 @@ from typing import Any
 from green_operator.accounting.settle import settle
 from green_operator.api import conditions as cond
 from green_operator.api.conditions import Reason
+from green_operator.api.job_fields import ttl_patch
 from green_operator.api.phase import Phase
 from green_operator.api.spec import TrainingJobSpec
 from green_operator.api.status import decision_from_status
@@ -15,7 +16,7 @@ from green_operator.planner import Reservation
 from green_operator.times import parse_rfc3339, rfc3339
 
 from . import transitions as tr
-from .actions import Action, Book, Done, Emit, RecordFinish, Requeue, WriteStatus
+from .actions import Action, Book, Done, Emit, PatchChild, RecordFinish, Requeue, WriteStatus
 from .observed import ChildState, Observed
 
 RUNNING_POLL = 60.0
@@ -97,10 +98,14 @@ def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> lis
     phase, patch = tr.finished(o.status, spec.generation, child, acc, o.now)
     region = str(o.status.get("region") or "")
     reason = Reason.JOB_SUCCEEDED if phase is Phase.SUCCEEDED else Reason.JOB_FAILED
+    # Only now, accounted, may the child (and its pods' reports) go: its TTL is set after the status
+    # write, so a crash in between leaves the Job in place rather than unaccounted.
+    ttl = ttl_patch(spec.job) if child is not None else None
     return [
         WriteStatus(patch),
         Book(None),
         RecordFinish(str(phase), region, acc),
         Emit(reason, acc.summary(str(phase)), warning=phase is Phase.FAILED),
+        *([PatchChild(ttl)] if ttl else []),
         Done(),
     ]
