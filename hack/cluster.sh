@@ -328,6 +328,8 @@ cmd_up() {
 }
 
 cmd_down() {
+  # Kueue and JobSet (hack/kueue.sh), when they run beside this cluster.
+  if [[ -d "$GREEN_STATE/kueue" ]]; then "$here/kueue.sh" down || true; fi
   # Helpers started beside the cluster (the demo's operator) record their pid here too.
   local f pid
   for f in "$PIDS"/operator-*.pid; do
@@ -337,7 +339,7 @@ cmd_down() {
     rm -f "$f"
   done
   stop_all
-  rm -rf "$DATA" "$PIDS" "$PORTS" "$PKI"
+  rm -rf "$DATA" "$PIDS" "$PORTS" "$PKI" "$GREEN_STATE/kueue"
   rm -f "$GREEN_STATE"/*.kubeconfig "$GREEN_KUBECONFIG"
   log "down (logs kept in $LOGS)"
 }
