@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from green_operator.api.interruption import NEVER, Interruption, parse_interruption
 from green_operator.planner import JobRequest, PowerPolicy, PowerRequest
 from green_operator.times import parse_delay, parse_duration, parse_rfc3339
 
@@ -44,6 +45,7 @@ class TrainingJobSpec:
     regions: tuple[str, ...]
     power: PowerRequest
     gpus_per_pod: int
+    interruption: Interruption = NEVER
 
     @property
     def key(self) -> str:
@@ -165,6 +167,11 @@ def parse_spec(
         )
         gpus_per_pod = 0
 
+    interruption = parse_interruption(spec.get("interruption"))
+    if isinstance(interruption, list):
+        problems += [SpecProblem(f, m) for f, m in interruption]
+        interruption = NEVER
+
     if problems or deadline is None:
         return problems
     return TrainingJobSpec(
@@ -181,4 +188,5 @@ def parse_spec(
         regions=regions,
         power=power,
         gpus_per_pod=gpus_per_pod,
+        interruption=interruption,
     )

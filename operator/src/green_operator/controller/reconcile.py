@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from green_operator.api.conditions import Reason
+from green_operator.api.interruption import interruption_pod_changes
 from green_operator.api.manifests import build_job, job_name, placement_patch
 from green_operator.api.phase import Phase
 from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
@@ -209,7 +210,7 @@ def _manifest(o: Observed, spec: TrainingJobSpec, decision: Decision, *, suspend
         gtj_name=spec.name,
         gtj_uid=spec.uid,
         namespace=spec.namespace,
-        template=spec.template,
+        template=interruption_pod_changes(spec.template, spec.interruption),
         parallelism=spec.parallelism,
         backoff_limit=spec.backoff_limit,
         region=decision.region,
