@@ -20,7 +20,9 @@ from green_operator.api.interruption import (
 )
 from green_operator.api.spec import TrainingJobSpec, parse_spec
 
-TEMPLATE: dict[str, Any] = {"spec": {"containers": [{"name": "t", "env": [{"name": "A", "value": "1"}]}, {"name": "s"}]}}
+TEMPLATE: dict[str, Any] = {
+    "spec": {"containers": [{"name": "t", "env": [{"name": "A", "value": "1"}]}, {"name": "s"}]}
+}
 
 
 def test_absent_block_never_interrupts() -> None:
@@ -38,7 +40,8 @@ def test_checkpointed_with_defaults_and_volume() -> None:
         0.0,
         CheckpointVolume("ckpt", "/checkpoints"),
     )
-    assert isinstance(got, Interruption) and got.interruptible
+    assert isinstance(got, Interruption)
+    assert got.interruptible
 
 
 @pytest.mark.parametrize(
@@ -48,7 +51,11 @@ def test_checkpointed_with_defaults_and_volume() -> None:
         ({"minSegment": "5m", "resumeOverhead": "10m"}, "spec.interruption.minSegment", "longer than resumeOverhead"),
         ({"checkpointGracePeriod": "soon"}, "spec.interruption.checkpointGracePeriod", "such as 5m"),
         ({"resumeEnergyJoules": -1}, "spec.interruption.resumeEnergyJoules", "0 or more"),
-        ({"checkpointVolume": {"claimName": "c", "mountPath": "rel"}}, "spec.interruption.checkpointVolume.mountPath", "absolute"),
+        (
+            {"checkpointVolume": {"claimName": "c", "mountPath": "rel"}},
+            "spec.interruption.checkpointVolume.mountPath",
+            "absolute",
+        ),
     ],
 )
 def test_problems_name_the_field(raw: dict[str, Any], field: str, text: str) -> None:
@@ -68,10 +75,12 @@ def test_spec_carries_the_block_and_reports_its_problems() -> None:
         },
     }
     s = parse_spec(body, ["r"])
-    assert isinstance(s, TrainingJobSpec) and s.interruption.min_segment == timedelta(minutes=30)
+    assert isinstance(s, TrainingJobSpec)
+    assert s.interruption.min_segment == timedelta(minutes=30)
     body["spec"]["interruption"]["minSegment"] = "1m"
     problems = parse_spec(body, ["r"])
-    assert isinstance(problems, list) and problems[0].field == "spec.interruption.minSegment"
+    assert isinstance(problems, list)
+    assert problems[0].field == "spec.interruption.minSegment"
 
 
 def test_pod_template_gets_grace_period_finalizer_volume_and_env() -> None:

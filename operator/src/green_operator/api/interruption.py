@@ -106,7 +106,8 @@ def parse_interruption(raw: Mapping[str, Any] | None) -> Interruption | list[tup
 def interruption_pod_changes(template: Mapping[str, Any], interruption: Interruption) -> dict[str, Any]:
     """The pod template of an interruptible job: the checkpoint grace period becomes the pods'
     terminationGracePeriodSeconds, and the checkpoint volume is mounted in every container and
-    named by GREEN_CHECKPOINT_DIR; the pods carry the operator's report finalizer. Returns a new template; a never-interrupted job's is unchanged."""
+    named by GREEN_CHECKPOINT_DIR; the pods carry the operator's report finalizer. Returns a new
+    template; a never-interrupted job's is unchanged."""
     pod: dict[str, Any] = copy.deepcopy(dict(template))
     if not interruption.interruptible:
         return pod
