@@ -57,6 +57,10 @@ class Reason:
     """The region is configured to plan on a carbon trace file, and does: by design, not a fallback."""
     FALLBACK_DATA = "FallbackData"
     STALE_DATA = "StaleData"
+    PAUSED = "Paused"
+    RESUMED = "Resumed"
+    NO_PROGRESS = "NoProgressAcrossPause"
+    GPUS_TAKEN = "GPUsTaken"
 
 
 def find(conditions: Sequence[Mapping[str, Any]] | None, ctype: str) -> Mapping[str, Any] | None:

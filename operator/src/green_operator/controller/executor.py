@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from green_operator.api.interruption import REPORT_FINALIZER
 from green_operator.api.manifests import job_name
 from green_operator.metrics import OperatorMetrics
 
@@ -26,12 +27,13 @@ from .actions import (
     RecordFinish,
     RecordRelease,
     RecreateChild,
+    ReleasePod,
     Requeue,
     SetSuspended,
     WriteStatus,
     split,
 )
-from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path
+from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path, pod_path
 from .ledger import CapacityLedger
 from .observed import JobMeta
 
@@ -118,6 +120,14 @@ class ApiExecutor:
             case SetSuspended(suspended):
                 patch = {"spec": {"suspend": suspended}}
                 out.child, out.child_known = await self.kube.merge_patch(job_path(meta.namespace, name), patch), True
+            case ReleasePod(pod):
+                # Strategic merge: removes only our finalizer, whatever others the pod carries.
+                patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [REPORT_FINALIZER]}}
+                try:
+                    await self.kube.strategic_patch(pod_path(meta.namespace, pod), patch)
+                except KubeApiError as exc:
+                    if exc.status != 404:  # already gone
+                        raise
             case WriteStatus(patch):
                 try:
                     result = await self.kube.merge_patch(

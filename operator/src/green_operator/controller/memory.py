@@ -28,6 +28,7 @@ from .actions import (
     RecordFinish,
     RecordRelease,
     RecreateChild,
+    ReleasePod,
     Requeue,
     SetSuspended,
     WriteStatus,
@@ -75,6 +76,8 @@ class MemoryExecutor:
         self.bodies: dict[str, JsonDict] = {}
         self.children: dict[str, JsonDict] = {}
         self.events: Counter[tuple[str, bool]] = Counter()
+        self.released_pods: list[tuple[str, str]] = []
+        """(job key, pod) whose report finalizer was removed."""
 
     def add(self, body: Mapping[str, Any]) -> str:
         """A GreenTrainingJob is created: stored, and shown to the ledger as the watch would."""
@@ -138,6 +141,8 @@ class MemoryExecutor:
                 self._write_child(key, merge_patch(self._child(key), patch), out)
             case SetSuspended(suspended):
                 self._write_child(key, merge_patch(self._child(key), {"spec": {"suspend": suspended}}), out)
+            case ReleasePod(name):
+                self.released_pods.append((key, name))
             case WriteStatus(patch):
                 body = self.bodies.get(key)
                 if body is None:

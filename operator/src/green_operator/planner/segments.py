@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
 
-from .grid import EPS, FloatArray, SlotGrid
+from .grid import EPS, FloatArray, SlotGrid, slot_floor
 from .model import PlannerSettings, PowerRequest, RegionForecast, Reservation
 from .power import choose_power_limit
 from .power_profiles import power_profile
@@ -133,6 +133,12 @@ def plan_segments(
     if job.gpus <= 0:
         raise ValueError(f"{job.key}: gpus must be positive")
     slot = settings.slot
+    # Plan on the planner's slot edges, so that plans made a few minutes apart agree; the part of
+    # the current slot already gone is added to the work (at most a slot's worth of caution).
+    at = now
+    now = slot_floor(now, slot)
+    if job.running_since is None:
+        job = replace(job, remaining=job.remaining + (at - now))
     deadline = max(math.floor((job.deadline - now) / slot + EPS), 0)
     # Long enough to find room after every booking when the deadline cannot be met.
     busy = max((slots_for(r.end - now, slot) for r in reservations if r.region in job.regions), default=0)
@@ -149,7 +155,7 @@ def plan_segments(
         avail = free >= job.gpus
         if job.running_since is not None:
             avail[0] = True  # it holds its GPUs now (its own booking is not among `reservations`)
-        ran = None if job.running_since is None else math.floor((now - job.running_since) / slot + EPS)
+        ran = None if job.running_since is None else math.floor((at - job.running_since) / slot + EPS)
         run = _best_run(job, ran, work, per_slot, resume, avail, deadline, slot)
         if run is not None:
             candidates.append((False, run.cost, order, rf.region, run, work, option.limit_watts, intensity))
@@ -160,7 +166,7 @@ def plan_segments(
     at_risk, _, _, region, run, work, limit, intensity = min(candidates, key=lambda c: c[:3])
     segments = tuple(
         Segment(
-            job.running_since if (a == 0 and job.running_since is not None) else now + slot * a,
+            job.running_since if (a == 0 and job.running_since is not None) else max(now + slot * a, at),
             now + slot * b,
             resume,
         )
