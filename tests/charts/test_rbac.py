@@ -147,6 +147,7 @@ ALLOWED = [
     ("patch", "jobs.batch"),
     ("delete", "jobs.batch"),
     ("list", "pods"),
+    ("patch", "pods"),
     ("create", "events"),
     ("list", "nodes"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),

@@ -165,6 +165,12 @@ class Controller:
         if key is not None:
             self.poke(key)
 
+    def observe_held(self, body: Mapping[str, Any]) -> None:
+        job = self.ledger.observe_held(body)
+        key = self.by_child.get(job) if job else None
+        if key is not None:
+            self.poke(key)
+
     def poke(self, key: str) -> None:
         ev = self.wakeups.get(key)
         if ev is not None:

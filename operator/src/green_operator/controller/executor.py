@@ -128,6 +128,7 @@ class ApiExecutor:
                 except KubeApiError as exc:
                     if exc.status != 404:  # already gone
                         raise
+                self.ledger.let_go(meta.namespace, pod)
             case WriteStatus(patch):
                 try:
                     result = await self.kube.merge_patch(

@@ -266,10 +266,6 @@ class CapacityLedger:
         assert isinstance(labels, Mapping)
         managed = labels.get(LABEL_MANAGED_BY) == MANAGED_BY and labels.get("job-name")
         job = (str(meta.get("namespace")), str(labels["job-name"])) if managed else None
-        if job is not None and meta.get("deletionTimestamp") and REPORT_FINALIZER in (meta.get("finalizers") or []):
-            self.held[uid] = (job, held_pod(body))
-        else:
-            self.held.pop(uid, None)
         if status.get("phase") in ("Succeeded", "Failed") or meta.get("deletionTimestamp"):
             self._pods.pop(uid, None)
             return job
@@ -290,7 +286,30 @@ class CapacityLedger:
 
     def forget_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
-        self.held.pop(uid, None)
+
+    def observe_held(self, body: Body) -> tuple[str, str] | None:
+        """One of our pods (any phase): held while it is being deleted and carries the report
+        finalizer. Returns its (namespace, Job name) when that changed."""
+        meta = body.get("metadata") or {}
+        assert isinstance(meta, Mapping)
+        labels = meta.get("labels") or {}
+        assert isinstance(labels, Mapping)
+        uid = str(meta.get("uid", ""))
+        if labels.get(LABEL_MANAGED_BY) != MANAGED_BY or not labels.get("job-name"):
+            return None
+        job = (str(meta.get("namespace")), str(labels["job-name"]))
+        finalizers = meta.get("finalizers") or []
+        assert isinstance(finalizers, list)
+        if meta.get("deletionTimestamp") and REPORT_FINALIZER in finalizers:
+            self.held[uid] = (job, held_pod(body))
+            return job
+        return job if self.held.pop(uid, None) is not None else None
+
+    def let_go(self, namespace: str, pod: str) -> None:
+        """Our finalizer was removed from this pod: it is no longer held (the watch will agree)."""
+        for uid, (job, h) in list(self.held.items()):
+            if job[0] == namespace and h.name == pod:
+                del self.held[uid]
 
     def pods_of(self, namespace: str, job_name: str) -> PodsSummary:
         stuck = [p.unschedulable for p in self._pods.values() if p.job == (namespace, job_name) and p.unschedulable]
