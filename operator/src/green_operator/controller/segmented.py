@@ -348,7 +348,8 @@ def _while_running(o: Observed, spec: TrainingJobSpec) -> list[Action]:
         return [_book(o, spec, p), WriteStatus(patch), Requeue(0.0)]
     # Follow the pods as any released job does, holding this job's own segments.
     acts = [a for a in follow(o, spec) if not isinstance(a, Book | Requeue)]
-    own = Reservation(str(o.status.get("region")), o.now, max(end, o.now + o.settings.planner.slot), spec.gpus)
+    # From the segment's start: the same booking at every look while the end is ahead (quiet polls).
+    own = Reservation(str(o.status.get("region")), started, max(end, o.now + o.settings.planner.slot), spec.gpus)
     later = tuple(
         Reservation(str(o.status.get("region")), parse_rfc3339(s["start"]), parse_rfc3339(s["end"]), spec.gpus)
         for s in _segments(o.status, PLANNED)

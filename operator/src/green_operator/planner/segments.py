@@ -126,19 +126,33 @@ def plan_segments(
     now: datetime,
     settings: PlannerSettings,
 ) -> SegmentPlan:
-    """The least-emissions segments for `job` from `now`, in one of its regions (see the module)."""
+    """The least-emissions segments for `job` from `now`, in one of its regions (see the module).
+
+    Plans lie on the planner's slot edges, so that plans made minutes apart agree. A plan that starts
+    in the current slot starts now: it is made again with the part of the slot already gone added to
+    the work (at most a slot's worth of caution), so it still finishes in time.
+    """
     allowed = [rf for rf in regions if rf.region in job.regions]
     if not allowed:
         raise ValueError(f"{job.key}: none of its regions ({', '.join(job.regions)}) has a forecast")
     if job.gpus <= 0:
         raise ValueError(f"{job.key}: gpus must be positive")
+    edge = slot_floor(now, settings.slot)
+    p = _plan_on_edges(job, allowed, reservations, now, settings)
+    if job.running_since is None and now > edge and p.start <= now:
+        p = _plan_on_edges(replace(job, remaining=job.remaining + (now - edge)), allowed, reservations, now, settings)
+    return p
+
+
+def _plan_on_edges(
+    job: SegmentJob,
+    allowed: Sequence[RegionForecast],
+    reservations: Sequence[Reservation],
+    at: datetime,
+    settings: PlannerSettings,
+) -> SegmentPlan:
     slot = settings.slot
-    # Plan on the planner's slot edges, so that plans made a few minutes apart agree; the part of
-    # the current slot already gone is added to the work (at most a slot's worth of caution).
-    at = now
-    now = slot_floor(now, slot)
-    if job.running_since is None:
-        job = replace(job, remaining=job.remaining + (at - now))
+    now = slot_floor(at, slot)
     deadline = max(math.floor((job.deadline - now) / slot + EPS), 0)
     # Long enough to find room after every booking when the deadline cannot be met.
     busy = max((slots_for(r.end - now, slot) for r in reservations if r.region in job.regions), default=0)
