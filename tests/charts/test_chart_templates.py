@@ -24,6 +24,7 @@ from tests.charts.chart import (
     CHART,
     CRDS,
     IMAGE_TRACES,
+    Manifest,
     alert_rules,
     chart_args,
     dashboard,
@@ -63,7 +64,7 @@ NAMESPACED_RULES = {
     ("greentraining.io", "greentrainingjobs"): {"get", "list", "watch"},
     ("greentraining.io", "greentrainingjobs/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "patch"},
     ("", "events"): {"create"},
 }
 # Capacity is counted cluster-wide (every job's and GPU pod's GPUs), in every RBAC mode.
@@ -82,6 +83,11 @@ def _rules(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
             for resource in rule["resources"]:
                 out.setdefault((group, resource), set()).update(rule["verbs"])
     return out
+
+
+def _operator_only(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's objects: the node agent's (tests/charts/test_node_agent_chart.py) left out."""
+    return [o for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/component") != "node-agent"]
 
 
 def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -127,8 +133,16 @@ def test_the_default_install_is_the_operator_and_its_dashboard_without_prometheu
             "ConfigMap",
             "ConfigMap",
             "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
+            # The GPU node agent (nodeAgent.enabled, on by default): tests/charts/test_node_agent_chart.py.
+            "DaemonSet",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
         ]
     )
 
@@ -145,14 +159,14 @@ def test_the_chart_carries_an_identical_copy_of_every_crd() -> None:
 # -- the Deployment ---------------------------------------------------------------------------------
 
 
-def test_the_deployment_runs_one_hardened_replica_with_a_liveness_probe() -> None:
-    objs = render()
+def test_the_deployment_runs_hardened_replicas_with_a_liveness_probe() -> None:
+    objs = _operator_only(render())
     deployment = one(objs, "Deployment")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     container = _container(objs)
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -212,7 +226,7 @@ def test_provider_credentials_are_secret_references_never_values() -> None:
     container = _container(objs)
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert not find(objs, "Secret")
-    assert container["env"] == [
+    assert [e for e in container["env"] if e["name"] != "POD_NAME"] == [
         {
             "name": "ELECTRICITYMAPS_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "carbon-providers", "key": "emaps"}},
@@ -225,7 +239,7 @@ def test_provider_credentials_are_secret_references_never_values() -> None:
 
 
 def test_an_existing_configmap_and_serviceaccount_are_used_as_they_are() -> None:
-    objs = render(VARIANTS["existing-config-and-sa"])
+    objs = _operator_only(render(VARIANTS["existing-config-and-sa"]))
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert not find(objs, "ConfigMap")
     assert not find(objs, "ServiceAccount")
@@ -237,14 +251,19 @@ def test_an_existing_configmap_and_serviceaccount_are_used_as_they_are() -> None
 # -- RBAC -------------------------------------------------------------------------------------------
 
 
+def work_roles(objs: list[Manifest]) -> list[Manifest]:
+    """Roles and bindings for the jobs' namespaces; the leader-election pair is tested on its own."""
+    return [o for o in objs if not o["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
-    objs = render()
+    objs = _operator_only(render())
     roles = {r["metadata"]["name"]: _rules(r) for r in find(objs, "ClusterRole")}
     assert roles == {
         "gto-green-training-operator": NAMESPACED_RULES,
         "gto-green-training-operator-cluster-read": CLUSTER_READ,
     }
-    assert not find(objs, "Role")
+    assert not work_roles(find(objs, "Role"))
     sa = one(objs, "ServiceAccount")["metadata"]
     for binding in find(objs, "ClusterRoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
@@ -252,11 +271,11 @@ def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
 
 
 def test_namespaced_scope_grants_the_work_only_in_the_watched_namespaces() -> None:
-    objs = render(NAMESPACED)
-    roles = find(objs, "Role")
+    objs = _operator_only(render(NAMESPACED))
+    roles = work_roles(find(objs, "Role"))
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(_rules(r) == NAMESPACED_RULES for r in roles)
-    bindings = find(objs, "RoleBinding")
+    bindings = work_roles(find(objs, "RoleBinding"))
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     (cluster_role,) = find(objs, "ClusterRole")
     # kopf lists and watches namespaces when it watches a set of them.
@@ -271,7 +290,7 @@ def test_namespaced_scope_grants_the_work_only_in_the_watched_namespaces() -> No
 
 def test_namespaced_scope_defaults_to_the_release_namespace() -> None:
     objs = render({"rbac": {"scope": "namespaced"}}, namespace="ml-platform")
-    assert [r["metadata"]["namespace"] for r in find(objs, "Role")] == ["ml-platform"]
+    assert [r["metadata"]["namespace"] for r in work_roles(find(objs, "Role"))] == ["ml-platform"]
     assert operator_config(objs)["operator"]["watchNamespaces"] == ["ml-platform"]
 
 
@@ -360,7 +379,8 @@ def test_the_pod_monitor_scrapes_the_pods_the_operator_creates() -> None:
     assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
     (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == manifests.TRAINER_METRICS_PORT_NAME
-    assert endpoint["honorLabels"] is True  # the trainers' namespace/job/pod labels are the dashboard's
+    # The trainers' labels (pod_namespace, pod_name, greentraining_job, UUID...) clash with no target label.
+    assert endpoint["honorLabels"] is False
     namespaced = one(render({**NAMESPACED, **MONITORING}), "PodMonitor")
     assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     # The operator's own pod must not look like a training pod.
@@ -480,6 +500,7 @@ def test_every_panel_queries_the_chosen_prometheus_and_fits_the_grid() -> None:
 
 
 def _metric_names(expr: str) -> set[str]:
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)  # grouping labels are not metric names
     return set(re.findall(r"\b(greentraining_[a-z_]+?)(?:_bucket)?\b(?=\s*[{\[)])", expr))
 
 
@@ -491,7 +512,13 @@ def test_every_operator_metric_on_the_dashboard_exists() -> None:
     operator_names = {f"{m.name}_total" if m.type == "counter" else m.name for m in registry.collect()}
     dash = json.loads(DASHBOARD_FILE.read_text())
     used = {n for _, expr in dashboard_targets(dash) for n in _metric_names(expr)}
-    trainer_prefixes = ("greentraining_gpu_", "greentraining_training_", "greentraining_power_limit_")
+    trainer_prefixes = (
+        "greentraining_gpu_",
+        "greentraining_training_",
+        "greentraining_power_limit_",
+        "greentraining_pod_gpu_",  # the node agent's
+        "greentraining_node_",
+    )
     trainer_names = {
         "greentraining_energy_joules_total",
         "greentraining_energy_per_sample_joules",
@@ -708,3 +735,50 @@ def test_the_schema_covers_every_value_and_refuses_mistakes() -> None:
         result = helm("template", "gto", str(CHART), *args, check=False)
         assert result.returncode != 0, args
         assert message in result.stderr, result.stderr
+
+
+# -- high availability -------------------------------------------------------------------------------
+
+
+def test_replicas_elect_a_leader_on_a_lease_only_they_may_write() -> None:
+    objs = render(namespace="green-system")
+    args = _container(objs)["args"]
+    assert "--leader-elect" in args
+    assert "--leader-election-id=gto-green-training-operator" in args
+    assert "--leader-election-namespace=green-system" in args
+    assert {"--lease-duration=15", "--renew-deadline=10", "--retry-period=2"} <= set(args)
+    env = {e["name"]: e for e in _container(objs)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    role = one(objs, "Role", "gto-green-training-operator-leader-election")
+    assert role["metadata"]["namespace"] == "green-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["gto-green-training-operator"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    binding = one(objs, "RoleBinding", "gto-green-training-operator-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    pdb = one(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == one(objs, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_a_single_replica_without_leader_election_is_recreated_and_has_no_budget() -> None:
+    objs = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [a for a in _container(objs)["args"] if a.startswith("--leader")]
+    assert not find(objs, "PodDisruptionBudget")
+    assert not [r for r in find(objs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+
+
+def test_several_replicas_without_leader_election_are_refused() -> None:
+    args, stdin = chart_args({"replicaCount": 3, "leaderElection": {"enabled": False}})
+    result = helm("template", "gto", str(CHART), *args, input=stdin, check=False)
+    assert result.returncode != 0
+    assert "replicaCount > 1 needs leaderElection.enabled: true" in result.stderr

@@ -236,3 +236,18 @@ def test_pods_still_checkpointing_are_waited_for_then_read_and_let_go() -> None:
     w.step(at(3) + timedelta(minutes=3))
     assert w.released == ["job-a1"]
     assert w.status["progress"]["segmentReports"] == [{"pod": "job-a1", "joules": 1e6, "meter": "nvml"}]
+
+
+def test_later_segments_are_booked_for_others_and_hidden_from_the_job_itself() -> None:
+    ledger = CapacityLedger(REGIONS, timedelta(hours=24))
+    first = Reservation(NORTH, at(1), at(3), 2)
+    later = (Reservation(NORTH, at(6), at(8), 2), Reservation(NORTH, at(10), at(11), 2))
+    ledger.apply(KEY, Book(first, None, later))
+    assert sorted(ledger.view("ml/other", at(0)).bookings.values(), key=lambda r: r.start) == [first, *later]
+    own = ledger.view(KEY, at(0)).bookings
+    assert len(own) == 0
+    assert list(own) == []
+    ledger.apply(KEY, Book(first, None, later[:1]))  # re-planned: one later segment fewer
+    assert len(ledger.view("ml/other", at(0)).bookings) == 2
+    ledger.apply(KEY, Book(None))
+    assert len(ledger.view("ml/other", at(0)).bookings) == 0

@@ -5,7 +5,9 @@ fetches the intensity of the two windows `accounting_windows` names, and `settle
 
 - Energy: the sum over pods (and over each pod's previous container attempt) of the trainer's
   report (its termination message). A pod without a report (OOMKilled, evicted, a trainer-less
-  image) is estimated as GPUs x power limit (or the default draw) x its runtime, and says so.
+  image) takes the GPU node agent's measurement of it (meter `node-agent`, node_agent.py) where
+  Prometheus has one, else it is estimated as GPUs x power limit (or the default draw) x its
+  runtime, and says so.
 - Emissions: energy x the region's mean intensity over the actual run (history from the carbon
   service, with its usual fallbacks and labels).
 - Baseline: the same energy at the baseline's place and time, i.e. where and when a carbon-blind
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 
 JOULES_PER_KWH = 3.6e6
 ESTIMATE = "estimate"
+NODE_AGENT = "node-agent"  # the GPU node agent's per-pod measurement (node_agent.METER)
 
 
 @dataclass(frozen=True)
@@ -91,32 +94,62 @@ def _runtime(term: Mapping[str, Any]) -> timedelta:
         return timedelta(0)
 
 
-def pod_energy(pod: Mapping[str, Any], gpus_per_pod: int, estimate_watts: float) -> list[PodEnergy]:
+def reportless_pods(pods: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Pods with an ended container attempt that left no trainer report: the node agent's to measure."""
+    return [
+        str((pod.get("metadata") or {}).get("name", ""))
+        for pod in pods
+        if any(parse_report(t.get("message")) is None for t in _terminations(pod))
+    ]
+
+
+def _reported(name: str, report: Mapping[str, Any]) -> PodEnergy:
+    limit = report.get("powerLimit") or {}
+    if isinstance(limit, Mapping) and limit.get("code") == "NotRequested":
+        limit = {}  # the wrapper was not asked (the node agent sets limits): it knows nothing of one
+    return PodEnergy(
+        name,
+        float(report["energyJoules"]),
+        str(report.get("meter", "unknown")),
+        estimated=str(report.get("meter")) == ESTIMATE,
+        power_applied=limit.get("applied") if isinstance(limit, Mapping) else None,
+        power_reason=str(limit.get("reason") or "") if isinstance(limit, Mapping) else "",
+    )
+
+
+def pod_energy(
+    pod: Mapping[str, Any], gpus_per_pod: int, estimate_watts: float, measured: float | None = None
+) -> list[PodEnergy]:
+    """The pod's attempts; `measured` is the node agent's figure for the whole pod, when there is one."""
     name = str((pod.get("metadata") or {}).get("name", ""))
-    out: list[PodEnergy] = []
-    for term in _terminations(pod):
-        report = parse_report(term.get("message"))
-        if report is not None:
-            limit = report.get("powerLimit") or {}
-            out.append(
-                PodEnergy(
-                    name,
-                    float(report["energyJoules"]),
-                    str(report.get("meter", "unknown")),
-                    estimated=str(report.get("meter")) == ESTIMATE,
-                    power_applied=limit.get("applied") if isinstance(limit, Mapping) else None,
-                    power_reason=str(limit.get("reason") or "") if isinstance(limit, Mapping) else "",
-                )
-            )
-        else:
-            seconds = _runtime(term).total_seconds()
-            out.append(PodEnergy(name, max(gpus_per_pod, 1) * estimate_watts * seconds, ESTIMATE, True))
-    # A pod with no ended container never ran its command (evicted while pending): nothing to count.
-    return out
+    attempts = [(term, parse_report(term.get("message"))) for term in _terminations(pod)]
+    reported = [_reported(name, report) for _, report in attempts if report is not None]
+    reportless = [term for term, report in attempts if report is None]
+    if not reportless:
+        # A pod with no ended container never ran its command (evicted while pending): nothing to count.
+        return reported
+    if measured is not None:
+        # The agent measured every attempt; the reports cover some: the rest is the reportless ones'.
+        return [*reported, PodEnergy(name, max(measured - sum(p.joules for p in reported), 0.0), NODE_AGENT, False)]
+    watts = max(gpus_per_pod, 1) * estimate_watts
+    return [*reported, *(PodEnergy(name, watts * _runtime(t).total_seconds(), ESTIMATE, True) for t in reportless)]
 
 
-def total_energy(pods: Iterable[Mapping[str, Any]], gpus_per_pod: int, estimate_watts: float) -> EnergyTotal:
-    parts = tuple(p for pod in pods for p in pod_energy(pod, gpus_per_pod, estimate_watts))
+def total_energy(
+    pods: Iterable[Mapping[str, Any]],
+    gpus_per_pod: int,
+    estimate_watts: float,
+    measured: Mapping[str, float] | None = None,
+) -> EnergyTotal:
+    """`measured`: the node agent's joules by pod name (node_agent.parse_pod_energy), for reportless pods."""
+    got = measured or {}
+    parts = tuple(
+        p
+        for pod in pods
+        for p in pod_energy(
+            pod, gpus_per_pod, estimate_watts, got.get(str((pod.get("metadata") or {}).get("name", "")))
+        )
+    )
     meters = sorted({p.meter for p in parts})
     meter = meters[0] if len(meters) == 1 else (f"mixed({','.join(meters)})" if meters else "none")
     applied = [p.power_applied for p in parts if p.power_applied is not None]
