@@ -64,7 +64,7 @@ NAMESPACED_RULES = {
     ("greentraining.io", "greentrainingjobs"): {"get", "list", "watch"},
     ("greentraining.io", "greentrainingjobs/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "patch"},
     ("", "services"): {"get", "create"},
     ("", "events"): {"create"},
 }

@@ -164,6 +164,7 @@ ALLOWED = [
     ("list", "pods"),
     ("create", "services"),
     ("get", "services"),
+    ("patch", "pods"),
     ("create", "events"),
     ("list", "nodes"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),

@@ -154,3 +154,14 @@ def test_generate_writes_a_usable_reproducible_workload(tmp_path: Path, capsys: 
         assert j.gpus >= 1
     assert main(["simulate", "generate", "--regions", "", "--start", "2020-03-02"]) == 2
     capsys.readouterr()
+
+
+def test_interruptible_jobs_are_paused_only_when_asked(jobs_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--trace", DE, "--trace", FR, "--capacity", "DE=64", "--capacity", "FR=64", "--jobs", str(jobs_file)]
+    one_piece = _run_json(capsys, *args, "--no-oracle")
+    segments = _run_json(
+        capsys, *args, "--no-oracle", "--interruptible", "--min-segment-minutes", "30", "--resume-overhead-minutes", "0"
+    )
+    assert segments["deadlines_missed"]["plan"] == 0
+    # Pausing is a choice the planner may take, never a cost it must pay: no worse than one piece.
+    assert segments["totals"]["plan_grams"] <= one_piece["totals"]["plan_grams"] + 1e-6

@@ -8,6 +8,23 @@ wrapper adds the ranks up. Calls are cheap (a lock and three additions); the fil
 is rewritten at most every 0.2 s, and once more at exit or on `flush()` (call it from a SIGTERM
 handler before exiting). Without the wrapper (GREEN_PROGRESS_DIR unset) the counts are only kept
 in memory, and `totals()` still returns them.
+
+Pause and resume (an interruptible GreenTrainingJob): the operator pauses a job by suspending its
+Job, so the pod gets SIGTERM and the checkpoint grace period. The contract:
+
+    from green_trainer import progress
+    directory = progress.checkpoint_dir()          # GREEN_CHECKPOINT_DIR (the job's volume), or None
+    ...resume from the latest checkpoint in `directory`, if any...
+    for step in range(start, total):
+        train_one_step()
+        if progress.should_checkpoint():           # SIGTERM/SIGINT arrived: a pause (or an end)
+            save_checkpoint(directory, step + 1)
+            progress.checkpointed((step + 1) / total)
+            sys.exit(0)
+
+`checkpointed(fraction)` tells the operator how much of the training the latest checkpoint holds;
+the wrapper's "paused" report carries it. A trainer that never says so (or restarts from zero) is
+seen as making no progress across a pause, and is not paused again.
 """
 
 from __future__ import annotations
@@ -17,14 +34,31 @@ import logging
 import operator
 import os
 import secrets
+import signal
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import SupportsIndex
 
 from green_trainer.progress_files import PROGRESS_DIR_ENV, Progress, write_atomically
 
-__all__ = ["Progress", "Reporter", "flush", "report", "totals"]
+__all__ = [
+    "CHECKPOINT_DIR_ENV",
+    "Progress",
+    "Reporter",
+    "checkpoint_dir",
+    "checkpointed",
+    "flush",
+    "on_pause",
+    "report",
+    "should_checkpoint",
+    "totals",
+]
+
+CHECKPOINT_DIR_ENV = "GREEN_CHECKPOINT_DIR"
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +99,11 @@ class Reporter:
         with self._lock:
             if self._dirty:
                 self._write()
+
+    def set_fraction(self, fraction: float) -> None:
+        with self._lock:
+            self._counts = replace(self._counts, fraction=fraction)
+            self._write()  # at once: the process is about to exit
 
     def totals(self) -> Progress:
         with self._lock:
@@ -116,3 +155,62 @@ def flush() -> None:
 def totals() -> Progress:
     """This process's counts so far."""
     return _reporter.totals()
+
+
+def checkpointed(fraction: float) -> None:
+    """The latest checkpoint holds this share (0-1) of the whole training: written for the wrapper
+    at once. Call it after the checkpoint is durably saved, not before."""
+    value = float(fraction)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"progress.checkpointed({value}) takes the share of the training saved, from 0 to 1")
+    _reporter.set_fraction(value)
+
+
+def checkpoint_dir() -> Path | None:
+    """Where to keep checkpoints: the job's checkpoint volume (GREEN_CHECKPOINT_DIR), None if unset."""
+    raw = os.environ.get(CHECKPOINT_DIR_ENV, "")
+    return Path(raw) if raw else None
+
+
+class _PauseSignal:
+    """SIGTERM/SIGINT, caught once: the training loop checks `should_checkpoint()` at a step
+    boundary rather than being interrupted mid-step. Callbacks run in the signal handler: keep them
+    short (set a flag)."""
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.callbacks: list[Callable[[int], None]] = []
+        self.installed = False
+
+    def install(self) -> None:
+        if self.installed or threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+        self.installed = True
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received = signum
+        for callback in self.callbacks:
+            callback(signum)
+
+
+_pause = _PauseSignal()
+
+
+def should_checkpoint() -> bool:
+    """True once SIGTERM or SIGINT arrived: checkpoint, call `checkpointed`, and exit. The first
+    call (from the main thread) installs the handler; call it once before training starts."""
+    _pause.install()
+    return _pause.received is not None
+
+
+def on_pause(callback: Callable[[int], None]) -> None:
+    """Run `callback(signum)` when SIGTERM or SIGINT arrives (from the signal handler)."""
+    _pause.install()
+    _pause.callbacks.append(callback)
+
+
+def pause_signal() -> int | None:
+    """The signal that asked for the pause, if any."""
+    return _pause.received

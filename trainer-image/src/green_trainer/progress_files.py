@@ -25,13 +25,25 @@ class Progress:
     samples: int = 0
     steps: int = 0
     tokens: int = 0
+    fraction: float | None = None
+    """Share of the whole training saved in the latest checkpoint (None: never said). Processes
+    resume from the same checkpoint, so the total is the least any of them saved."""
 
     def __add__(self, other: Progress) -> Progress:
-        return Progress(self.samples + other.samples, self.steps + other.steps, self.tokens + other.tokens)
+        fractions = [f for f in (self.fraction, other.fraction) if f is not None]
+        return Progress(
+            self.samples + other.samples,
+            self.steps + other.steps,
+            self.tokens + other.tokens,
+            min(fractions) if fractions else None,
+        )
 
 
 def encode(progress: Progress) -> str:
-    return json.dumps({"samples": progress.samples, "steps": progress.steps, "tokens": progress.tokens})
+    doc: dict[str, int | float] = {"samples": progress.samples, "steps": progress.steps, "tokens": progress.tokens}
+    if progress.fraction is not None:
+        doc["fraction"] = progress.fraction
+    return json.dumps(doc)
 
 
 def decode(text: str) -> Progress:
@@ -44,7 +56,12 @@ def decode(text: str) -> Progress:
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"progress field {field!r} must be a non-negative integer, got {value!r}")
         values[field] = value
-    return Progress(**values)
+    fraction = document.get("fraction")
+    if fraction is not None and (
+        isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction <= 1
+    ):
+        raise ValueError(f"progress field 'fraction' must be a number from 0 to 1, got {fraction!r}")
+    return Progress(**values, fraction=None if fraction is None else float(fraction))
 
 
 def write_atomically(directory: Path, name: str, progress: Progress) -> None:

@@ -86,7 +86,19 @@ def build_report(
         report["carbon"]["gramsPerKwh"] = _round(snapshot.carbon_intensity, 2)
     if terminated_by is not None:
         report["terminatedBy"] = terminated_by
+    report["outcome"] = outcome(exit_code, terminated_by)
+    if snapshot.progress.fraction is not None:
+        report["progress"] = {"fraction": round(snapshot.progress.fraction, 6)}
     return report
+
+
+def outcome(exit_code: int, terminated_by: str | None) -> str:
+    """paused: asked to stop (a pause suspends the Job: SIGTERM), the training exited on its own
+    within the grace period (it checkpointed); killed after the grace period, or any other non-zero
+    exit without a signal, is a failure."""
+    if terminated_by is not None and exit_code != 128 + 9:
+        return "paused"
+    return "completed" if exit_code == 0 else "failed"
 
 
 def _compact(report: dict[str, Any]) -> str:

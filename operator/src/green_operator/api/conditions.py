@@ -61,6 +61,10 @@ class Reason:
     STALE_DATA = "StaleData"
     LIVE_ENERGY_MEASURED = "LiveEnergyMeasured"
     PROMETHEUS_UNAVAILABLE = "PrometheusUnavailable"
+    PAUSED = "Paused"
+    RESUMED = "Resumed"
+    NO_PROGRESS = "NoProgressAcrossPause"
+    GPUS_TAKEN = "GPUsTaken"
 
 
 def find(conditions: Sequence[Mapping[str, Any]] | None, ctype: str) -> Mapping[str, Any] | None:

@@ -14,6 +14,8 @@ class Phase(StrEnum):
     """Released; its pods are not running yet (scheduling, pulling, or unschedulable)."""
     RUNNING = "Running"
     """Its pods run."""
+    PAUSED = "Paused"
+    """An interruptible job between two segments: its child Job is suspended."""
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from green_operator.api.interruption import NEVER, Interruption, parse_interruption
 from green_operator.planner import JobRequest, PowerPolicy, PowerRequest
 from green_operator.times import format_duration, parse_delay, parse_duration, parse_rfc3339
 
@@ -60,6 +61,7 @@ class TrainingJobSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     """The GreenTrainingJob's labels that reach the child and its pods (api.propagation)."""
     annotations: Mapping[str, str] = field(default_factory=dict)
+    interruption: Interruption = NEVER
 
     @property
     def key(self) -> str:
@@ -257,6 +259,11 @@ def parse_spec(
         )
     power = _capped_for_deadline(power, duration, active_deadline)
 
+    interruption = parse_interruption(spec.get("interruption"))
+    if isinstance(interruption, list):
+        problems += [SpecProblem(f, m) for f, m in interruption]
+        interruption = NEVER
+
     if problems or deadline is None:
         return problems
     return TrainingJobSpec(
@@ -276,4 +283,5 @@ def parse_spec(
         job=job_fields,
         labels=propagated(meta.get("labels")),
         annotations=propagated(meta.get("annotations")),
+        interruption=interruption,
     )

@@ -60,12 +60,26 @@ def reservation_from_status(status: Mapping[str, Any], gpus: int) -> Reservation
     phase = Phase.of(status.get("phase"))
     if (phase is not None and phase.terminal) or not status.get("region") or not status.get("plannedStart"):
         return None
+    if status.get("segments"):
+        return _segment_reservation(status, gpus)
     try:
         start = parse_rfc3339(status.get("startTime") or status["plannedStart"])
         duration = parse_duration((status.get("plan") or {})["expectedDuration"])
     except (KeyError, ValueError):
         return None
     return Reservation(status["region"], start, start + duration, gpus)
+
+
+def _segment_reservation(status: Mapping[str, Any], gpus: int) -> Reservation | None:
+    """An interruptible job holds its running segment's GPUs, or its next planned segment's."""
+    for state in ("Running", "Planned"):
+        for s in status.get("segments") or []:
+            if s.get("state") == state:
+                try:
+                    return Reservation(status["region"], parse_rfc3339(s["start"]), parse_rfc3339(s["end"]), gpus)
+                except (KeyError, ValueError):
+                    return None
+    return None
 
 
 def carbon_condition(

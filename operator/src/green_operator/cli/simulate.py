@@ -6,6 +6,7 @@ import argparse
 import sys
 from datetime import datetime, timedelta
 
+from green_operator.api.interruption import Interruption, InterruptionPolicy
 from green_operator.carbon.series import utc
 from green_operator.carbon.trace_file import TraceFormatError, load_trace_csv
 from green_operator.cli.output import add_output_flags, dump, output_format
@@ -68,6 +69,15 @@ def run_simulate(args: argparse.Namespace) -> int:
             ),
             power=PowerRequest(policy=PowerPolicy(args.power_policy), max_slowdown_percent=args.max_slowdown_percent),
             replan_interval=timedelta(minutes=args.replan_minutes),
+            interruption=(
+                Interruption(
+                    InterruptionPolicy.CHECKPOINTED,
+                    min_segment=timedelta(minutes=args.min_segment_minutes),
+                    resume_overhead=timedelta(minutes=args.resume_overhead_minutes),
+                )
+                if args.interruptible
+                else None
+            ),
         )
         result = simulate(
             traces,
@@ -150,6 +160,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help=f"re-plan each deferred job this often (default {replan:g}: the operator's planner.replanInterval)",
     )
     p.add_argument("--hysteresis", type=float, default=0.05)
+    p.add_argument(
+        "--interruptible",
+        action="store_true",
+        help="pause and resume the jobs marked interruptible along their segments (default: one piece)",
+    )
+    p.add_argument("--min-segment-minutes", type=float, default=60.0, help="with --interruptible (default 60)")
+    p.add_argument("--resume-overhead-minutes", type=float, default=5.0, help="with --interruptible (default 5)")
     p.add_argument("--align-traces", action="store_true", help="shift traces by whole weeks to cover the jobs")
     p.add_argument("--no-oracle", action="store_true", help="skip the oracle")
     p.add_argument("--oracle-time-limit", type=float, default=120.0, metavar="SECONDS")

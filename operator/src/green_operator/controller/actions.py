@@ -66,6 +66,15 @@ class Book:
 
     reservation: Reservation | None
     movable: MovableJob | None = None
+    later: tuple[Reservation, ...] = ()
+    """An interruptible job's later segments, booked too (its next or current one is `reservation`)."""
+
+
+@dataclass(frozen=True)
+class ReleasePod:
+    """Remove the operator's report finalizer from a paused pod whose report has been read."""
+
+    name: str
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ class Done:
 
 
 LedgerAction = Book | MoveAside | SettleMove | PlanRecorded | RescueTried
-ApiAction = CreateChild | RecreateChild | CreateService | PatchChild | SetSuspended | WriteStatus | Emit
+ApiAction = CreateChild | RecreateChild | CreateService | PatchChild | SetSuspended | WriteStatus | Emit | ReleasePod
 MetricAction = RecordDecision | RecordRelease | RecordFinish
 Action = LedgerAction | ApiAction | MetricAction | Requeue | Done
 

@@ -19,6 +19,7 @@ import aiohttp
 
 from green_operator.accounting.live_energy import LiveEnergy, energy_query, parse_energy
 from green_operator.accounting.node_agent import parse_pod_energy, pod_energy_query
+from green_operator.accounting.segments import segmented_windows
 from green_operator.accounting.settle import accounting_windows, reportless_pods, total_energy
 from green_operator.api.manifests import job_name
 from green_operator.api.phase import Phase
@@ -178,6 +179,12 @@ class Controller:
         if key is not None:
             self.poke(key)
 
+    def observe_held(self, body: Mapping[str, Any]) -> None:
+        job = self.ledger.observe_held(body)
+        key = self.by_child.get(job) if job else None
+        if key is not None:
+            self.poke(key)
+
     def poke(self, key: str) -> None:
         ev = self.wakeups.get(key)
         if ev is not None:
@@ -223,7 +230,16 @@ class Controller:
         spec_ok = isinstance(parsed, TrainingJobSpec)
         child_body = await self._child(key, meta, status)
         child = child_state(child_body, meta.uid) if child_body is not None else None
-        n = needs(status, spec_ok, child, utcnow(), self.settings.replan_interval, self.settings.live_energy_interval)
+        interruptible = isinstance(parsed, TrainingJobSpec) and parsed.interruption.interruptible
+        n = needs(
+            status,
+            spec_ok,
+            child,
+            utcnow(),
+            self.settings.replan_interval,
+            self.settings.live_energy_interval,
+            interruptible=interruptible,
+        )
         forecasts = {}
         if n.forecasts:
             forecasts = await self.forecasts.all(
@@ -295,9 +311,16 @@ class Controller:
         limit = (status.get("power") or {}).get("gpuPowerLimitWatts")
         watts = float(limit) if limit else self.config.planner.default_gpu_watts
         energy = total_energy(pods, spec.gpus_per_pod, watts, await self._node_agent_energy(meta, pods, child))
-        windows = accounting_windows(
-            status, child.start_time if child else None, child.completion_time if child else None, spec.regions[0], now
-        )
+        if status.get("segments"):
+            windows = segmented_windows(status, child.completion_time if child else None, spec.regions[0], now)
+        else:
+            windows = accounting_windows(
+                status,
+                child.start_time if child else None,
+                child.completion_time if child else None,
+                spec.regions[0],
+                now,
+            )
         a, b = windows.actual, windows.baseline
         actual = await self.carbon.history_async(a.region, a.start, a.end)
         get = self.carbon.history_async if b.history else self.carbon.forecast_async

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from green_operator.api.interruption import REPORT_FINALIZER
 from green_operator.api.manifests import job_name
 from green_operator.metrics import OperatorMetrics
 
@@ -27,12 +28,13 @@ from .actions import (
     RecordFinish,
     RecordRelease,
     RecreateChild,
+    ReleasePod,
     Requeue,
     SetSuspended,
     WriteStatus,
     split,
 )
-from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path, service_path
+from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path, pod_path, service_path
 from .ledger import CapacityLedger
 from .observed import JobMeta, ServiceState, service_state
 
@@ -129,6 +131,15 @@ class ApiExecutor:
             case SetSuspended(suspended):
                 patch = {"spec": {"suspend": suspended}}
                 out.child, out.child_known = await self.kube.merge_patch(job_path(meta.namespace, name), patch), True
+            case ReleasePod(pod):
+                # Strategic merge: removes only our finalizer, whatever others the pod carries.
+                patch = {"metadata": {"$deleteFromPrimitiveList/finalizers": [REPORT_FINALIZER]}}
+                try:
+                    await self.kube.strategic_patch(pod_path(meta.namespace, pod), patch)
+                except KubeApiError as exc:
+                    if exc.status != 404:  # already gone
+                        raise
+                self.ledger.let_go(meta.namespace, pod)
             case WriteStatus(patch):
                 try:
                     result = await self.kube.merge_patch(

@@ -57,7 +57,7 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
 
 async def _ledger_watches(c: Controller) -> None:
     ledger = c.ledger
-    listed = [asyncio.Event() for _ in range(3)]
+    listed = [asyncio.Event() for _ in range(4)]
 
     def jobs_relisted(items: list[dict[str, Any]]) -> None:
         for obj in items:
@@ -95,6 +95,17 @@ async def _ledger_watches(c: Controller) -> None:
         else:
             ledger.observe_node(obj)
 
+    def held_relisted(items: list[dict[str, Any]]) -> None:
+        ledger.held.clear()
+        for obj in items:
+            c.observe_held(obj)
+
+    def held_event(kind: str, obj: dict[str, Any]) -> None:
+        if kind == "DELETED":
+            c.observe_held({**obj, "metadata": {**(obj.get("metadata") or {}), "finalizers": []}})
+        else:
+            c.observe_held(obj)
+
     async def ready() -> None:
         await asyncio.gather(*(e.wait() for e in listed))
         c.ready.set()
@@ -111,6 +122,15 @@ async def _ledger_watches(c: Controller) -> None:
             ready=listed[1],
         ),
         kube.informer("/api/v1/nodes", node_event, nodes_relisted, ready=listed[2]),
+        # Our own pods, finished ones too: a paused pod ends (Failed) before its report finalizer,
+        # which the watch above no longer shows, lets it go.
+        kube.informer(
+            "/api/v1/pods",
+            held_event,
+            held_relisted,
+            query=[("labelSelector", f"{LABEL_MANAGED_BY}={MANAGED_BY}")],
+            ready=listed[3],
+        ),
         ready(),
     )
 

@@ -24,6 +24,7 @@ from green_operator.api.manifests import GROUP, PLURAL, VERSION
 
 JsonDict = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 JSON = "application/json"
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,10 @@ def job_path(namespace: str, name: str = "") -> str:
 
 def service_path(namespace: str, name: str = "") -> str:
     return f"/api/v1/namespaces/{q(namespace)}/services" + (f"/{q(name)}" if name else "")
+
+
+def pod_path(namespace: str, name: str) -> str:
+    return f"/api/v1/namespaces/{q(namespace)}/pods/{q(name)}"
 
 
 def gtj_path(namespace: str | None = None, name: str = "") -> str:
@@ -131,6 +136,9 @@ class AsyncKube:
 
     async def merge_patch(self, path: str, patch: Mapping[str, Any]) -> JsonDict:
         return await self.call("PATCH", path, dict(patch), MERGE_PATCH)
+
+    async def strategic_patch(self, path: str, patch: Mapping[str, Any]) -> JsonDict:
+        return await self.call("PATCH", path, dict(patch), STRATEGIC_MERGE_PATCH)
 
     async def delete(self, path: str, propagation: str = "Background") -> None:
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from green_operator.api import conditions as cond
+from green_operator.api.interruption import REPORT_FINALIZER
 from green_operator.api.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from green_operator.api.phase import Phase
 from green_operator.api.spec import body_gpus, gpus_in_template
@@ -19,7 +20,7 @@ from green_operator.planner import RepairMemo, Reservation
 from green_operator.regions import NodeInfo, RegionConfig, node_info
 
 from .actions import Book, LedgerAction, MoveAside, PlanRecorded, RescueTried, SettleMove
-from .observed import LedgerView, MovableJob, PendingMove, PodsSummary
+from .observed import HeldPod, LedgerView, MovableJob, PendingMove, PodsSummary, held_pod
 
 BURST_JOBS = 8
 """First decisions queued beyond which the operator is in a burst."""
@@ -65,23 +66,34 @@ class _PodUse:
     unschedulable: str | None
 
 
-class _Others(Mapping[str, Reservation]):
-    """Every booking but one key's, plus other pods' GPUs: a view, not a copy."""
+SEGMENT_SEP = "#"
+"""Bookings of an interruptible job's later segments are kept under `key#1`, `key#2`, ..."""
 
-    def __init__(self, bookings: Mapping[str, Reservation], skip: str, extra: Mapping[str, Reservation]) -> None:
+
+def _own_key(k: str, skip: str) -> bool:
+    return k == skip or k.startswith(skip + SEGMENT_SEP)
+
+
+class _Others(Mapping[str, Reservation]):
+    """Every booking but one key's (and its later segments'), plus other pods' GPUs: a view, not a copy."""
+
+    def __init__(
+        self, bookings: Mapping[str, Reservation], skip: str, extra: Mapping[str, Reservation], own_later: int = 0
+    ) -> None:
         self._b, self._skip, self._extra = bookings, skip, extra
+        self._hidden = (skip in bookings) + own_later
 
     def __getitem__(self, k: str) -> Reservation:
-        if k == self._skip:
+        if _own_key(k, self._skip):
             raise KeyError(k)
         return self._extra[k] if k in self._extra else self._b[k]
 
     def __iter__(self) -> Iterator[str]:
-        yield from (k for k in self._b if k != self._skip)
+        yield from (k for k in self._b if not _own_key(k, self._skip))
         yield from self._extra
 
     def __len__(self) -> int:
-        return len(self._b) - (self._skip in self._b) + len(self._extra)
+        return len(self._b) - self._hidden + len(self._extra)
 
 
 class _Movable(Mapping[str, MovableJob]):
@@ -118,6 +130,10 @@ class CapacityLedger:
         self._from_status: dict[str, Reservation] = {}
         self._own: dict[str, Reservation | None] = {}
         """Decisions of this process, fresher than status until their status lands."""
+        self._later: dict[str, tuple[Reservation, ...]] = {}
+        """Interruptible jobs' later segments, as this process booked them."""
+        self.held: dict[str, tuple[tuple[str, str], HeldPod]] = {}
+        """Paused pods held by the report finalizer, by uid, with their (namespace, Job name)."""
         self._bookings: dict[str, Reservation] = {}
         self.movable: dict[str, MovableJob] = {}
         self.pending: dict[str, PendingMove] = {}
@@ -136,6 +152,16 @@ class CapacityLedger:
         else:
             self._bookings[key] = r
 
+    def _book_later(self, key: str, later: tuple[Reservation, ...]) -> None:
+        for i in range(len(self._later.get(key, ())) - len(later)):
+            self._bookings.pop(f"{key}{SEGMENT_SEP}{len(later) + i + 1}", None)
+        for i, r in enumerate(later):
+            self._bookings[f"{key}{SEGMENT_SEP}{i + 1}"] = r
+        if later:
+            self._later[key] = later
+        else:
+            self._later.pop(key, None)
+
     def booking(self, key: str) -> Reservation | None:
         return self._bookings.get(key)
 
@@ -144,7 +170,7 @@ class CapacityLedger:
 
     def view(self, key: str, now: datetime) -> LedgerView:
         return LedgerView(
-            bookings=_Others(self._bookings, key, self.foreign(now)),
+            bookings=_Others(self._bookings, key, self.foreign(now), len(self._later.get(key, ()))),
             movable=_Movable(self.movable, key, self.pending),
             pending_move=self.pending.get(key),
             in_burst=self.burst.in_burst(),
@@ -156,9 +182,10 @@ class CapacityLedger:
 
     def apply(self, key: str, action: LedgerAction) -> None:
         match action:
-            case Book(reservation, movable):
+            case Book(reservation, movable, later):
                 self._own[key] = reservation
                 self._merge(key)
+                self._book_later(key, later if reservation is not None else ())
                 if movable is None:
                     self.movable.pop(key, None)
                 else:
@@ -190,6 +217,7 @@ class CapacityLedger:
         for d in (self._own, self._from_status, self.movable, self.pending):
             d.pop(key, None)
         self._merge(key)
+        self._book_later(key, ())
         self.at_risk.discard(key)
         for k in self.burst.forget(key):
             self.wake(k)
@@ -259,9 +287,34 @@ class CapacityLedger:
     def forget_pod(self, uid: str) -> None:
         self._pods.pop(uid, None)
 
+    def observe_held(self, body: Body) -> tuple[str, str] | None:
+        """One of our pods (any phase): held while it is being deleted and carries the report
+        finalizer. Returns its (namespace, Job name) when that changed."""
+        meta = body.get("metadata") or {}
+        assert isinstance(meta, Mapping)
+        labels = meta.get("labels") or {}
+        assert isinstance(labels, Mapping)
+        uid = str(meta.get("uid", ""))
+        if labels.get(LABEL_MANAGED_BY) != MANAGED_BY or not labels.get("job-name"):
+            return None
+        job = (str(meta.get("namespace")), str(labels["job-name"]))
+        finalizers = meta.get("finalizers") or []
+        assert isinstance(finalizers, list)
+        if meta.get("deletionTimestamp") and REPORT_FINALIZER in finalizers:
+            self.held[uid] = (job, held_pod(body))
+            return job
+        return job if self.held.pop(uid, None) is not None else None
+
+    def let_go(self, namespace: str, pod: str) -> None:
+        """Our finalizer was removed from this pod: it is no longer held (the watch will agree)."""
+        for uid, (job, h) in list(self.held.items()):
+            if job[0] == namespace and h.name == pod:
+                del self.held[uid]
+
     def pods_of(self, namespace: str, job_name: str) -> PodsSummary:
         stuck = [p.unschedulable for p in self._pods.values() if p.job == (namespace, job_name) and p.unschedulable]
-        return PodsSummary(len(stuck), stuck[0] if stuck else "")
+        held = tuple(sorted((h for j, h in self.held.values() if j == (namespace, job_name)), key=lambda h: h.name))
+        return PodsSummary(len(stuck), stuck[0] if stuck else "", held)
 
     def foreign(self, now: datetime) -> dict[str, Reservation]:
         """GPUs that pods other than our jobs' hold, per region, as bookings from now over the

@@ -29,6 +29,7 @@ from .actions import (
     RecordFinish,
     RecordRelease,
     RecreateChild,
+    ReleasePod,
     Requeue,
     SetSuspended,
     WriteStatus,
@@ -78,6 +79,8 @@ class MemoryExecutor:
         self.services: dict[str, JsonDict] = {}
         """Headless Services of multi-pod jobs, by job key (named after the child, so one per job)."""
         self.events: Counter[tuple[str, bool]] = Counter()
+        self.released_pods: list[tuple[str, str]] = []
+        """(job key, pod) whose report finalizer was removed."""
 
     def add(self, body: Mapping[str, Any]) -> str:
         """A GreenTrainingJob is created: stored, and shown to the ledger as the watch would."""
@@ -149,6 +152,8 @@ class MemoryExecutor:
                 self._write_child(key, merge_patch(self._child(key), patch), out)
             case SetSuspended(suspended):
                 self._write_child(key, merge_patch(self._child(key), {"spec": {"suspend": suspended}}), out)
+            case ReleasePod(name):
+                self.released_pods.append((key, name))
             case WriteStatus(patch):
                 body = self.bodies.get(key)
                 if body is None:

@@ -137,12 +137,39 @@ def service_state(service: Mapping[str, Any], owner_uid: str) -> ServiceState:
 
 
 @dataclass(frozen=True)
+class HeldPod:
+    """A pod of an interruptible job that is being deleted (a pause) and that the operator's report
+    finalizer holds until its report is read."""
+
+    name: str
+    terminated: bool
+    """Its container has ended (the report, if any, is in `message`)."""
+    message: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+
+
+def held_pod(pod: Mapping[str, Any]) -> HeldPod:
+    """A held pod's first container's end, as the kubelet (or kwok) wrote it."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    term = ((statuses[0].get("state") or {}).get("terminated") if statuses else None) or {}
+    return HeldPod(
+        name=str((pod.get("metadata") or {}).get("name", "")),
+        terminated=bool(term),
+        message=str(term.get("message") or ""),
+        started_at=str(term.get("startedAt") or ""),
+        finished_at=str(term.get("finishedAt") or ""),
+    )
+
+
+@dataclass(frozen=True)
 class PodsSummary:
     """The child's pods as the pod watch sees them."""
 
     unschedulable: int = 0
     message: str = ""
     """The scheduler's message for one unschedulable pod."""
+    held: tuple[HeldPod, ...] = ()
 
 
 @dataclass(frozen=True)

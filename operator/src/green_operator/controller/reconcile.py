@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from green_operator.api.conditions import Reason
-from green_operator.api.manifests import build_job, build_rendezvous_service, job_name, placement_patch
+from green_operator.api.manifests import build_rendezvous_service, job_name, placement_patch
 from green_operator.api.phase import Phase
 from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.api.status import decision_from_status
 from green_operator.carbon.provider import ForecastResult
-from green_operator.planner import Decision, JobRequest, PowerPolicy, Reservation, plan, plan_with_preemption
+from green_operator.planner import Decision, JobRequest, Reservation, plan, plan_with_preemption
 from green_operator.times import parse_rfc3339
 
 from . import transitions as tr
@@ -43,8 +43,10 @@ from .actions import (
     SettleMove,
     WriteStatus,
 )
-from .observed import ChildState, MovableJob, Observed, template_hash
+from .child import child_digest, child_manifest
+from .observed import ChildState, MovableJob, Observed
 from .released import follow
+from .segmented import reconcile_segmented
 
 START_TOLERANCE = timedelta(seconds=1)
 """A planned start this close to now counts as now."""
@@ -72,13 +74,18 @@ def needs(
     now: datetime,
     replan_interval: timedelta,
     live_interval: timedelta | None,
+    *,
+    interruptible: bool = False,
 ) -> Needs:
+    """`interruptible`: the job may pause (spec.interruption), so it plans while it runs too."""
     phase = Phase.of(status.get("phase"))
     if phase is not None and phase.terminal:
         return Needs()
-    if phase is not None and phase.released:
+    if phase is not None and (phase.released or (interruptible and phase is Phase.PAUSED)):
         if child is None or child.finished:
             return Needs(accounting=True)
+        if interruptible and spec_ok:
+            return Needs(forecasts=True, fresh_forecasts=now >= next_replan(status, replan_interval))
         energy = status.get("energy") or {}
         last = energy.get("updatedAt") if energy.get("live") else None
         due = last is None or now - parse_rfc3339(str(last)) >= (live_interval or timedelta(0))
@@ -120,7 +127,9 @@ def reconcile(o: Observed) -> list[Action]:
         return _conflict(o, spec, _CHILD_CONFLICT.format(kind="Service", name=job_name(spec.name), ns=spec.namespace))
     if o.child is not None and o.child.deleting:
         return [Requeue(CHILD_GONE_POLL)]  # being replaced (or deleted by someone): look again shortly
-    if released:
+    if spec.interruption.interruptible:
+        acts = reconcile_segmented(o, spec)
+    elif released:
         acts = follow(o, spec)
     elif not has_plan(o.status):
         acts = _first_plan(o, spec)
@@ -223,41 +232,7 @@ def _source(o: Observed, region: str) -> ForecastResult | None:
 
 
 def _manifest(o: Observed, spec: TrainingJobSpec, decision: Decision, *, suspend: bool) -> dict[str, Any]:
-    region = o.settings.regions[decision.region]
-    return build_job(
-        gtj_name=spec.name,
-        gtj_uid=spec.uid,
-        namespace=spec.namespace,
-        template=spec.template,
-        parallelism=spec.parallelism,
-        backoff_limit=spec.backoff_limit,
-        region=decision.region,
-        node_selector=region.node_selector,
-        tolerations=region.tolerations,
-        power_limit_watts=decision.power_limit_watts,
-        intensity=decision.forecast_intensity,
-        suspend=suspend,
-        metrics_port=o.settings.metrics_port,
-        # Granted whenever the policy may set a limit: a re-plan can change the limit of a waiting
-        # Job, but not its containers' security context.
-        grant_power_capability=o.settings.grant_power_limit_capability and spec.power.policy is not PowerPolicy.NONE,
-        template_hash=_digest(spec),
-        job_fields=spec.job,
-        labels=spec.labels,
-        annotations=spec.annotations,
-    )
-
-
-def _digest(spec: TrainingJobSpec) -> str:
-    """What the child is built from: the pod template, and (when set) the pod count and the Job
-    fields, so an edit to either rebuilds a child that never started. A single-pod job without Job
-    fields keeps the plain template digest older children carry."""
-    extra: dict[str, Any] = {}
-    if spec.parallelism > 1:
-        extra["parallelism"] = spec.parallelism
-    if spec.job.at_creation():
-        extra["job"] = spec.job.at_creation()
-    return template_hash({"template": spec.template, **extra} if extra else spec.template)
+    return child_manifest(o, spec, decision.region, decision.power_limit_watts, decision.forecast_intensity, suspend)
 
 
 def _template_changed(child: ChildState, spec: TrainingJobSpec, spec_changed: bool) -> bool:
@@ -267,7 +242,7 @@ def _template_changed(child: ChildState, spec: TrainingJobSpec, spec_changed: bo
         return False
     if child.template_hash is None:
         return spec_changed
-    return child.template_hash != _digest(spec)
+    return child.template_hash != child_digest(spec)
 
 
 def _place_waiting_child(o: Observed, spec: TrainingJobSpec, decision: Decision, spec_changed: bool) -> list[Action]:

@@ -17,6 +17,7 @@ from .power import PowerOption, choose_power_limit, default_option, fixed_option
 from .power_profiles import PROFILES, PowerProfile, ProfilePoint, power_profile
 from .preemption import PreemptionResult, RepairMemo, plan_with_preemption
 from .scheduler import latest_start, plan
+from .segments import Segment, SegmentJob, SegmentPlan, plan_segments
 
 __all__ = [
     "PROFILES",
@@ -32,11 +33,15 @@ __all__ = [
     "RegionForecast",
     "RepairMemo",
     "Reservation",
+    "Segment",
+    "SegmentJob",
+    "SegmentPlan",
     "choose_power_limit",
     "default_option",
     "fixed_option",
     "latest_start",
     "plan",
+    "plan_segments",
     "plan_with_preemption",
     "power_options",
     "power_profile",

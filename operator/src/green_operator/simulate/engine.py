@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from green_operator.api.interruption import Interruption
 from green_operator.config import OperatorConfig
 from green_operator.planner import (
     PlannerSettings,
@@ -37,6 +38,10 @@ class SimSettings:
     """Every job's `spec.power`."""
     replan_interval: timedelta = DEFAULT_REPLAN_INTERVAL
     """How often each deferred job is re-planned on a fresh forecast (the operator's setting)."""
+    interruption: Interruption | None = None
+    """The `spec.interruption` of the jobs marked interruptible: they are paused and resumed along
+    their segments (the trainer checkpoints as the contract says). None: the column is ignored and
+    every job runs in one piece."""
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ The mix (assumptions, stated so they can be argued with):
   plus 30 minutes of slack.
 - Regions: a home region drawn from the list (first ones likelier); half the jobs may run only
   at home, 30 % also in one other region, 20 % anywhere (home first).
-- 30 % are marked interruptible (recorded; the planner runs every job in one piece).
+- 30 % are marked interruptible (paused and resumed along segments with `simulate --interruptible`).
 """
 
 from __future__ import annotations

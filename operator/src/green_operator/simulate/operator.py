@@ -29,14 +29,17 @@ wakes it anyway). A test runs simulations with and without the shortcut and comp
 from __future__ import annotations
 
 import heapq
+import json
 import math
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from green_operator.accounting.segments import segmented_windows
 from green_operator.accounting.settle import EnergyTotal, Window, accounting_windows
+from green_operator.api.interruption import Interruption
 from green_operator.api.manifests import ANN_POWER_LIMIT, ANN_REGION, GROUP, KIND, VERSION
 from green_operator.api.phase import Phase
 from green_operator.api.spec import GPU_RESOURCE, TrainingJobSpec, parse_spec
@@ -57,6 +60,7 @@ from green_operator.controller.memory import JsonDict, MemoryExecutor
 from green_operator.controller.observed import (
     AccountingInputs,
     ChildState,
+    HeldPod,
     JobMeta,
     Observed,
     PodsSummary,
@@ -86,8 +90,21 @@ _LOOP = 1000
 _CREATE, _POD_END, _LOOK = 0, 1, 2
 
 
-def gtj_body(job: SimJob, power: PowerRequest) -> JsonDict:
-    """The GreenTrainingJob a user would create for this job."""
+def interruption_block(i: Interruption) -> dict[str, Any]:
+    def seconds(d: timedelta) -> str:
+        return f"{d.total_seconds():.0f}s"
+
+    return {
+        "policy": str(i.policy),
+        "checkpointGracePeriod": seconds(i.grace_period),
+        "minSegment": seconds(i.min_segment),
+        "resumeOverhead": seconds(i.resume_overhead),
+        "resumeEnergyJoules": i.resume_energy_joules,
+    }
+
+
+def gtj_body(job: SimJob, power: PowerRequest, interruption: Interruption | None = None) -> JsonDict:
+    """The GreenTrainingJob a user would create for this job (interruptible ones with `interruption`)."""
     power_spec: dict[str, Any] = {"policy": str(power.policy), "maxSlowdownPercent": power.max_slowdown_percent}
     if power.watts is not None:
         power_spec["gpuPowerLimitWatts"] = power.watts
@@ -107,6 +124,7 @@ def gtj_body(job: SimJob, power: PowerRequest) -> JsonDict:
             "schedule": {"deadline": rfc3339(job.deadline)},
             "placement": {"regions": list(job.regions)},
             "power": power_spec,
+            **({"interruption": interruption_block(interruption)} if interruption and job.interruptible else {}),
             "template": {
                 "spec": {
                     "containers": [
@@ -132,6 +150,21 @@ class _Job:
     child: ChildState | None = None
     done: bool = False
     flagged: bool = False
+    # An interruptible job's pods, segment by segment (a pause ends them; a resume starts new ones).
+    running_since: datetime | None = None
+    resumes: bool = False
+    pods_seq: int = 0
+    work: timedelta = timedelta(0)
+    """Work done so far, in the true run time at its power limit (resume overheads excluded)."""
+    run_time: timedelta = timedelta(0)
+    grams: float = 0.0
+    segment_joules: float = 0.0
+    joules: float = 0.0
+    held: tuple[HeldPod, ...] = ()
+
+    @property
+    def segmented(self) -> bool:
+        return self.spec.interruption.interruptible
 
 
 class _Stats:
@@ -185,6 +218,7 @@ class OperatorSimulation:
         self.model = forecasts
         self.gpu_watts = settings.planner.default_gpu_watts
         self.power = settings.power
+        self.interruption = settings.interruption
         self.slot = world.slot
         self.horizon_slots = math.ceil(settings.planner.horizon / world.slot)
         regions = {r: RegionConfig(r, {REGION_LABEL: r}, gpu_model=world.gpu_model or None) for r in world.regions}
@@ -234,7 +268,10 @@ class OperatorSimulation:
             if kind == _CREATE:
                 self._create(by_id[key])
             elif kind == _POD_END:
-                self._pods_end(self.jobs[key])
+                job_key, _, pods = key.partition("#")
+                j = self.jobs[job_key]
+                if int(pods) == j.pods_seq:  # not ended by a pause since
+                    self._pods_end(j)
             elif self._next_look.get(key) == (when, seq):
                 del self._next_look[key]
                 if when != instant:
@@ -248,7 +285,7 @@ class OperatorSimulation:
     # -- watch events ------------------------------------------------------------------------------
 
     def _create(self, job: SimJob) -> None:
-        body = gtj_body(job, self.power)
+        body = gtj_body(job, self.power, self.interruption)
         meta = JobMeta.of(body)
         spec = parse_spec(body, self.settings.region_names)
         if not isinstance(spec, TrainingJobSpec):
@@ -261,6 +298,8 @@ class OperatorSimulation:
         """The Job controller: an unsuspended child's pods are created at once and start when their
         region has the GPUs free."""
         j = self.jobs[key]
+        if j.segmented:
+            return self._segment_written(j, child)
         if (child.get("spec") or {}).get("suspend") or j.released_at is not None:
             return child
         j.released_at = self.now
@@ -271,6 +310,46 @@ class OperatorSimulation:
         self.stats.waited.add(key)
         return child
 
+    def _segment_written(self, j: _Job, child: JsonDict) -> JsonDict:
+        """An interruptible job's child: suspending it ends its pods (they checkpoint and report),
+        unsuspending it starts new ones (resuming from the checkpoint) when there is room."""
+        suspended = bool((child.get("spec") or {}).get("suspend"))
+        if suspended and j.running_since is not None:
+            return self._pause_pods(j, child)
+        if suspended or j.running_since is not None or j.key in self.pending_pods:
+            return child
+        if j.released_at is None:
+            j.released_at = self.now
+        child = {**child, "status": {**(child.get("status") or {}), "startTime": rfc3339(self.now), "active": 1}}
+        if self._fits(child, j):
+            return self._start(j, child)
+        self.pending_pods.append(j.key)
+        self.stats.waited.add(j.key)
+        return child
+
+    def _pause_pods(self, j: _Job, child: JsonDict) -> JsonDict:
+        assert j.running_since is not None and j.record is not None
+        rec = j.record
+        ran = self.now - j.running_since
+        overhead = self.interruption.resume_overhead if (self.interruption and j.resumes) else timedelta(0)
+        j.work += max(ran - overhead, timedelta(0))
+        self._account_segment(j, rec.region, j.running_since, ran)
+        self.free[rec.region] += j.spec.gpus
+        j.running_since = None
+        j.pods_seq += 1  # the pods' planned end no longer applies
+        fraction = min(j.work / rec.duration, 1.0) if rec.duration else 1.0
+        report = {"v": 1, "meter": PROVIDER, "energyJoules": j.segment_joules, "progress": {"fraction": fraction}}
+        j.held = (HeldPod(f"{j.sim.id}-{j.pods_seq}", True, json.dumps(report)),)
+        return {**child, "status": {**(child.get("status") or {}), "active": 0, "ready": 0}}
+
+    def _account_segment(self, j: _Job, region: str, start: datetime, ran: timedelta) -> None:
+        assert j.record is not None
+        watts = option_for(self.world, j.record.power_limit_watts, self.gpu_watts).watts
+        j.grams += self.world.grams(region, start, ran, j.spec.gpus, watts)
+        j.segment_joules = j.spec.gpus * watts * ran.total_seconds()
+        j.joules += j.segment_joules
+        j.run_time += ran
+
     def _fits(self, child: JsonDict, j: _Job) -> bool:
         return self.free[_region_of(child)] >= j.spec.gpus
 
@@ -280,15 +359,29 @@ class OperatorSimulation:
         annotations = _pod_annotations(child)
         limit_text = annotations.get(ANN_POWER_LIMIT) or ""
         limit = float(limit_text) if limit_text else None
-        j.record = run_record(self.world, j.sim, region, self.now, limit, self.gpu_watts)
+        if j.segmented and j.record is not None:  # a resume: the rest of the work, after the overhead
+            overhead = self.interruption.resume_overhead if self.interruption else timedelta(0)
+            j.resumes = True
+            left = j.record.duration - j.work + overhead
+        else:
+            j.record = run_record(self.world, j.sim, region, self.now, limit, self.gpu_watts)
+            left = j.record.duration
+        j.running_since = self.now
         self.free[region] -= j.spec.gpus
-        self._push(self.now + j.record.duration, _POD_END, j.key)
-        return {**child, "status": {**child["status"], "ready": 1}}
+        self._push(self.now + left, _POD_END, f"{j.key}#{j.pods_seq}")
+        return {**child, "status": {**child["status"], "ready": 1, "active": 1}}
 
     def _pods_end(self, j: _Job) -> None:
         rec = j.record
         assert rec is not None
         self.free[rec.region] += j.spec.gpus
+        if j.segmented:
+            assert j.running_since is not None
+            self._account_segment(j, rec.region, j.running_since, self.now - j.running_since)
+            j.running_since = None
+            j.record = replace(
+                rec, duration=j.run_time, grams=j.grams, deadline_met=self.now <= j.sim.deadline + timedelta(seconds=1)
+            )
         child = self.api.children[j.key]
         done = rfc3339(self.now)
         status = {
@@ -311,7 +404,7 @@ class OperatorSimulation:
 
     def _pods(self, j: _Job) -> PodsSummary:
         if j.key not in self.pending_pods:
-            return PodsSummary()
+            return PodsSummary(held=j.held)
         region = _region_of(self.api.children[j.key])
         return PodsSummary(1, f"0/1 nodes are available: 1 Insufficient {GPU_RESOURCE} ({region} is full)")
 
@@ -326,7 +419,7 @@ class OperatorSimulation:
             j.child_body = body
             j.child = child_state(body, j.meta.uid) if body is not None else None
         child = j.child
-        n = needs(status, True, child, now, self.settings.replan_interval, None)
+        n = needs(status, True, child, now, self.settings.replan_interval, None, interruptible=j.segmented)
         view = self.ledger.view(j.key, now)
         observed = Observed(
             meta=j.meta,
@@ -344,6 +437,10 @@ class OperatorSimulation:
         actions = reconcile(observed)
         booked = self.ledger.booking(j.key)
         out = self.api.execute(j.meta, actions)
+        if self.api.released_pods:  # the report finalizer removed: the paused pods go
+            for key, _ in self.api.released_pods:
+                self.jobs[key].held = ()
+            self.api.released_pods.clear()
         after = self.api.status(j.key)
         self.stats.count(j, status, after, actions, view.in_burst)
         if out.done:
@@ -391,6 +488,11 @@ class OperatorSimulation:
 
     def _accounting(self, j: _Job, status: JsonDict, child: ChildState | None, now: datetime) -> AccountingInputs:
         started, completed = (child.start_time, child.completion_time) if child else (None, None)
+        if j.segmented:
+            # The last segment's pods report theirs; the paused ones' are in status already.
+            windows = segmented_windows(status, completed, j.spec.regions[0], now)
+            energy = EnergyTotal(j.segment_joules, PROVIDER, 0, None, "")
+            return AccountingInputs(energy, windows, self._truth(windows.actual), self._truth(windows.baseline))
         windows = accounting_windows(status, started, completed, j.spec.regions[0], now)
         joules = 0.0
         rec = j.record
