@@ -5,7 +5,8 @@ fetches the intensity of the two windows `accounting_windows` names, and `settle
 
 - Energy: the sum over pods (and over each pod's previous container attempt) of the trainer's
   report (its termination message). A pod without a report (OOMKilled, evicted, a trainer-less
-  image) is estimated as GPUs x power limit (or the default draw) x its runtime, and says so.
+  image), or whose report is refused (reports.py: too large, bad JSON, negative, NaN or absurd
+  energy), is estimated as GPUs x power limit (or the default draw) x its runtime, and says so.
 - Emissions: energy x the region's mean intensity over the actual run (history from the carbon
   service, with its usual fallbacks and labels).
 - Baseline: the same energy at the baseline's place and time, i.e. where and when a carbon-blind
@@ -15,12 +16,13 @@ fetches the intensity of the two windows `accounting_windows` names, and `settle
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from green_operator.accounting.reports import Refused, TrainerReport, max_joules, read_report
 from green_operator.carbon.provider import ForecastResult
 from green_operator.times import parse_rfc3339
 
@@ -39,6 +41,8 @@ class PodEnergy:
     estimated: bool
     power_applied: bool | None = None
     power_reason: str = ""
+    refused: str = ""
+    """Why its report was refused (a reports.Refusal), when it was; its energy is then estimated."""
 
 
 @dataclass(frozen=True)
@@ -52,25 +56,21 @@ class EnergyTotal:
     pods: tuple[PodEnergy, ...] = field(default=())
 
     @property
+    def refusals(self) -> list[PodEnergy]:
+        """Pod attempts whose trainer report was refused."""
+        return [p for p in self.pods if p.refused]
+
+    @property
     def kwh(self) -> float:
         return self.joules / JOULES_PER_KWH
 
 
-def parse_report(message: str | None) -> Mapping[str, Any] | None:
-    """The trainer's JSON report, or None for anything else (a plain-text termination message)."""
-    if not message:
+def parse_report(message: str | None, limit_joules: float = math.inf) -> Mapping[str, Any] | None:
+    """The trainer's report as a mapping, or None when there is none or it is refused (see reports)."""
+    found = read_report(message, limit_joules)
+    if not isinstance(found, TrainerReport):
         return None
-    try:
-        doc = json.loads(message)
-    except ValueError:
-        return None
-    if not isinstance(doc, Mapping) or "energyJoules" not in doc:
-        return None
-    try:
-        float(doc["energyJoules"])
-    except (TypeError, ValueError):
-        return None
-    return doc
+    return {"energyJoules": found.joules, "meter": found.meter}
 
 
 def _terminations(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -84,33 +84,37 @@ def _terminations(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _runtime(term: Mapping[str, Any]) -> timedelta:
+def _runtime(term: Mapping[str, Any]) -> timedelta | None:
+    """The attempt's wall time from the kubelet's timestamps; None without them."""
     try:
         return parse_rfc3339(term["finishedAt"]) - parse_rfc3339(term["startedAt"])
-    except (KeyError, TypeError, ValueError):
-        return timedelta(0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def pod_energy(pod: Mapping[str, Any], gpus_per_pod: int, estimate_watts: float) -> list[PodEnergy]:
     name = str((pod.get("metadata") or {}).get("name", ""))
     out: list[PodEnergy] = []
     for term in _terminations(pod):
-        report = parse_report(term.get("message"))
-        if report is not None:
-            limit = report.get("powerLimit") or {}
+        runtime = _runtime(term)
+        seconds = runtime.total_seconds() if runtime is not None else None
+        found = read_report(term.get("message"), max_joules(gpus_per_pod, seconds))
+        if isinstance(found, TrainerReport):
             out.append(
                 PodEnergy(
                     name,
-                    float(report["energyJoules"]),
-                    str(report.get("meter", "unknown")),
-                    estimated=str(report.get("meter")) == ESTIMATE,
-                    power_applied=limit.get("applied") if isinstance(limit, Mapping) else None,
-                    power_reason=str(limit.get("reason") or "") if isinstance(limit, Mapping) else "",
+                    found.joules,
+                    found.meter,
+                    estimated=found.meter == ESTIMATE,
+                    power_applied=found.power_applied,
+                    power_reason=found.power_reason,
                 )
             )
         else:
-            seconds = _runtime(term).total_seconds()
-            out.append(PodEnergy(name, max(gpus_per_pod, 1) * estimate_watts * seconds, ESTIMATE, True))
+            # No report, or one refused: GPUs x the power limit (or default draw) x the attempt's runtime.
+            estimate = max(gpus_per_pod, 1) * estimate_watts * max(seconds or 0.0, 0.0)
+            refused = found.reason.value if isinstance(found, Refused) else ""
+            out.append(PodEnergy(name, estimate, ESTIMATE, True, refused=refused))
     # A pod with no ended container never ran its command (evicted while pending): nothing to count.
     return out
 
@@ -165,6 +169,7 @@ class Accounting:
                 "kilowattHours": f"{e.kwh:.3f}",
                 "source": e.meter,
                 "estimatedPods": e.estimated_pods,
+                "refusedReports": len(e.refusals),
                 "live": False,
             },
             "emissions": {
@@ -184,6 +189,9 @@ class Accounting:
         pct = self.saved_percent
         saved = "n/a" if pct is None else f"{self.saved_grams:.1f} g ({pct:.1f}%)"
         est = f", {self.energy.estimated_pods} pod(s) estimated" if self.energy.estimated_pods else ""
+        refused = self.energy.refusals
+        if refused:
+            est += f"; refused {len(refused)} trainer report(s): " + ", ".join(f"{p.pod} ({p.refused})" for p in refused)
         return (
             f"{phase}: used {self.energy.kwh:.3f} kWh ({self.energy.meter}{est}), emitted {self.grams:.1f} g CO2eq "
             f"at {self.intensity:.0f} g/kWh; saved {saved} against running immediately"
@@ -196,6 +204,8 @@ class Accounting:
         else:
             metrics.excess_grams.labels(namespace, region).inc(-self.saved_grams)
         metrics.energy_joules.labels(namespace, region, self.energy.meter).inc(max(self.energy.joules, 0.0))
+        for p in self.energy.refusals:
+            metrics.reports_refused.labels(namespace, p.refused).inc()
 
 
 @dataclass(frozen=True)

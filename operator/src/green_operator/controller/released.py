@@ -74,10 +74,15 @@ def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> lis
     phase, patch = tr.finished(o.status, spec.generation, child, acc, o.now)
     region = str(o.status.get("region") or "")
     reason = Reason.JOB_SUCCEEDED if phase is Phase.SUCCEEDED else Reason.JOB_FAILED
+    refused = [
+        Emit(Reason.REPORT_REFUSED, f"pod {p.pod}: trainer report refused ({p.refused}); its energy is estimated", True)
+        for p in inputs.energy.refusals
+    ]
     return [
         WriteStatus(patch),
         Book(None),
         RecordFinish(str(phase), region, acc),
         Emit(reason, acc.summary(str(phase)), warning=phase is Phase.FAILED),
+        *refused,
         Done(),
     ]
