@@ -7,6 +7,7 @@ The number of cases comes from the Hypothesis profile (tests/conftest.py): `unit
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from hypothesis import strategies as st
@@ -67,3 +68,27 @@ def mutated(draw: st.DrawFn, doc: Any, max_mutations: int = 3) -> Any:
         elif kind == "duplicate" and isinstance(node, list) and node:
             node.append(copy.deepcopy(node[0]))
     return out
+
+
+REAL_REPORT = {
+    "v": 1,
+    "meter": "nvml",
+    "energyJoules": 3600.0,
+    "gpus": [{"index": 0, "uuid": "GPU-1", "model": "H100", "meter": "nvml", "energyJoules": 3600.0}],
+    "powerLimit": {"requestedWatts": 250, "appliedWatts": 250, "applied": True, "code": "Applied", "reason": ""},
+    "start": "2026-03-01T12:00:00.000Z",
+    "end": "2026-03-01T13:00:00.000Z",
+    "durationSeconds": 3600.0,
+    "exitCode": 0,
+}
+"""The shape green-trainer writes (trainer-image/src/green_trainer/schema/report-v1.schema.json)."""
+
+termination_messages: st.SearchStrategy[str] = st.one_of(
+    st.text(max_size=300),
+    st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace")),
+    json_values.map(json.dumps),
+    mutated(REAL_REPORT).map(json.dumps),
+    st.integers(0, 2000).map(lambda n: '{"a":' + "[" * n + "]" * n + "}"),  # deeper than json recurses
+    st.integers(4000, 6000).map(lambda n: '{"energyJoules":1' + " " * n + "}"),  # over the 4096-byte cap
+)
+"""What a pod may leave in its termination message instead of a trainer report."""

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from prometheus_client import CollectorRegistry
 
 from green_operator.accounting.reports import Refusal, Refused, TrainerReport, max_joules, read_report

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
@@ -36,6 +36,7 @@ edits = st.fixed_dictionaries(
 @given(spec=mutated(VALID) | json_values | edits.map(lambda e: {**VALID, **e}), check=st.booleans())
 def test_any_spec_parses_or_is_refused_field_by_field(spec: Any, check: bool) -> None:
     out = parse_spec({"metadata": META, "spec": spec}, REGIONS, check_regions=check)
+    event("parsed" if isinstance(out, TrainingJobSpec) else "refused")
     if isinstance(out, TrainingJobSpec):
         assert out.estimated_duration.total_seconds() > 0
         assert out.latest_start <= out.deadline
