@@ -191,7 +191,9 @@ class Accounting:
         est = f", {self.energy.estimated_pods} pod(s) estimated" if self.energy.estimated_pods else ""
         refused = self.energy.refusals
         if refused:
-            est += f"; refused {len(refused)} trainer report(s): " + ", ".join(f"{p.pod} ({p.refused})" for p in refused)
+            est += f"; refused {len(refused)} trainer report(s): " + ", ".join(
+                f"{p.pod} ({p.refused})" for p in refused
+            )
         return (
             f"{phase}: used {self.energy.kwh:.3f} kWh ({self.energy.meter}{est}), emitted {self.grams:.1f} g CO2eq "
             f"at {self.intensity:.0f} g/kWh; saved {saved} against running immediately"

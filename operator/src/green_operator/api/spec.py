@@ -211,9 +211,7 @@ def _mapping(value: Any, path: str, problems: list[SpecProblem]) -> Mapping[str,
     return value
 
 
-def _span(
-    value: Any, path: str, problems: list[SpecProblem], parse: Callable[[str], timedelta]
-) -> timedelta | None:
+def _span(value: Any, path: str, problems: list[SpecProblem], parse: Callable[[str], timedelta]) -> timedelta | None:
     try:
         span = parse(str(value))
     except ValueError as exc:
