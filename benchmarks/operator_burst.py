@@ -312,8 +312,7 @@ def main() -> int:
         # Listed before the burst, and watched from that list's version: no decision is missed.
         watcher.wait_listed(timeout=60)
         names = [f"gtj-{i:05d}" for i in range(args.jobs)]
-        assert op.proc is not None
-        op_pid, api_pid = op.proc.pid, apiserver_pid()
+        op_pid, api_pid = op.pid, apiserver_pid()
 
         def api_cpu_now() -> float:
             return cpu_seconds(api_pid) if api_pid else 0.0

@@ -5,6 +5,10 @@
 #   hack/cluster.sh up       start everything (idempotent), write the kubeconfig, wait until healthy
 #   hack/cluster.sh down     stop every process it started, by pid, and remove the cluster state
 #   hack/cluster.sh status   say what runs
+#   hack/cluster.sh restart <component> [--kill]
+#                            stop one component (SIGTERM, or SIGKILL with --kill) and start it again
+#                            with the same flags and data, then wait until it is healthy: the
+#                            integration tests restart etcd and kube-apiserver under a running operator
 #   hack/cluster.sh env      print `export KUBECONFIG=...` for the shell
 #
 # State lives in $GREEN_STATE (default ~/.cache/green-training/cluster): pki/, data/, pids/,
@@ -48,8 +52,23 @@ pid_of() { # prints the pid of a running component we started, or nothing (stale
 start() { # start <name> <args...>
   local name="$1"; shift
   mkdir -p "$PIDS" "$LOGS"
-  setsid "$BIN/$name" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  printf '%s\0' "$@" >"$PIDS/$name.args" # what `restart` starts again
+  setsid "$BIN/$name" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   echo $! >"$PIDS/$name.pid"
+}
+
+stop_one() { # stop_one <name> <signal>: and wait until it is gone
+  local name="$1" sig="$2" pid deadline
+  pid="$(pid_of "$name")"
+  [[ -n "$pid" ]] || return 0
+  kill "-$sig" "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 15))
+  while alive "$pid" && ((SECONDS < deadline)); do sleep 0.1; done
+  if alive "$pid"; then
+    kill -KILL "$pid" 2>/dev/null || true
+    while alive "$pid"; do sleep 0.1; done
+  fi
+  rm -f "$PIDS/$name.pid"
 }
 
 alive() { # a process that exists and is not a zombie waiting to be reaped
@@ -323,6 +342,26 @@ cmd_down() {
   log "down (logs kept in $LOGS)"
 }
 
+cmd_restart() { # cmd_restart <component> [--kill]
+  local name="${1:-}" sig=TERM t0=$SECONDS
+  [[ " ${COMPONENTS[*]} " == *" $name "* ]] || die "restart: name one of: ${COMPONENTS[*]}"
+  [[ "${2:-}" == "--kill" ]] && sig=KILL
+  [[ -f "$PIDS/$name.args" && -f "$PORTS" ]] || die "restart: $name was not started by 'up'"
+  # shellcheck disable=SC1090
+  source "$PORTS"
+  local -a args
+  mapfile -d '' args <"$PIDS/$name.args"
+  STARTED=("$name")
+  stop_one "$name" "$sig"
+  start "$name" "${args[@]}"
+  case "$name" in
+    etcd) wait_until "etcd on :$ETCD_PORT" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health" ;;
+    *) ;;
+  esac
+  wait_until "kube-apiserver on :$API_PORT" "$UP_TIMEOUT" api_get /readyz
+  log "restarted $name (SIG$sig) in $((SECONDS - t0))s"
+}
+
 cmd_status() {
   local name pid
   for name in "${COMPONENTS[@]}"; do
@@ -335,6 +374,7 @@ case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
+  restart) shift; cmd_restart "$@" ;;
   env) echo "export KUBECONFIG=$GREEN_KUBECONFIG" ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|restart <component> [--kill]|env" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@ other tests' GreenTrainingJobs. Started means its liveness endpoint answers.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ class OperatorProcess:
         extra_env: dict[str, str] | None = None,
         metrics_port: int = 0,
         kubeconfig_path: Path | None = None,
+        args: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.namespace = namespace
@@ -35,6 +36,7 @@ class OperatorProcess:
         self.extra_env = extra_env or {}
         self.metrics_port = metrics_port
         self.kubeconfig_path = kubeconfig_path
+        self.args = list(args)
         self.liveness_port = 0
         self.running: Running | None = None
 
@@ -48,6 +50,7 @@ class OperatorProcess:
             "--namespace", self.namespace,
             "--metrics-port", str(self.metrics_port),
             "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
+            *self.args,
         ]  # fmt: skip
         self.running = start(cmd, self.log_path, {"KUBECONFIG": str(kube), **self.extra_env}, cwd=REPO)
         state = wait_for(
@@ -64,6 +67,11 @@ class OperatorProcess:
         except OSError:
             return None
         return "live"
+
+    @property
+    def pid(self) -> int:
+        assert self.running is not None, "the operator was not started"
+        return self.running.process.pid
 
     def alive(self) -> bool:
         return self.running is not None and self.running.alive()
@@ -89,13 +97,18 @@ class OperatorProcess:
 
 @contextmanager
 def operator(
-    config: Mapping[str, Any], kubeconfig_path: Path, namespace: str, workdir: Path
+    config: Mapping[str, Any], kubeconfig_path: Path, namespace: str, workdir: Path, args: Sequence[str] = ()
 ) -> Iterator[OperatorProcess]:
     """An operator for the block, from a configuration mapping, with a metrics port of its own."""
     config_path = workdir / "operator-config.yaml"
     config_path.write_text(yaml.safe_dump(dict(config)))
     op = OperatorProcess(
-        config_path, namespace, workdir / "operator.log", metrics_port=free_port(), kubeconfig_path=kubeconfig_path
+        config_path,
+        namespace,
+        workdir / "operator.log",
+        metrics_port=free_port(),
+        kubeconfig_path=kubeconfig_path,
+        args=args,
     )
     try:
         yield op.start(timeout=30)

@@ -106,3 +106,22 @@ def test_a_wait_without_decisions_ends_with_a_clear_error() -> None:
             w.wait_decided(["a"], timeout=0.5)
     finally:
         w.stop()
+
+
+@pytest.mark.integration
+def test_the_benchmark_runs_end_to_end_at_a_small_scale(cluster: Any) -> None:
+    """The script itself, against the local cluster with five jobs: it must keep working as the
+    harness and the operator change (it is not part of `make test` otherwise)."""
+    import subprocess
+    import sys
+
+    from harness.cluster import REPO
+
+    script = REPO / "benchmarks" / "operator_burst.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--jobs", "5", "--concurrency", "2", "--timeout", "120"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=REPO,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "child Jobs created                              5" in result.stdout
+    assert "ratio (time to all decisions / raw)" in result.stdout

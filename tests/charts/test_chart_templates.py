@@ -24,6 +24,7 @@ from tests.charts.chart import (
     CHART,
     CRDS,
     IMAGE_TRACES,
+    Manifest,
     alert_rules,
     chart_args,
     dashboard,
@@ -135,6 +136,9 @@ def test_the_default_install_is_the_operator_and_its_dashboard_without_prometheu
             "ConfigMap",
             "ConfigMap",
             "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount",
         ]
@@ -153,14 +157,14 @@ def test_the_chart_carries_an_identical_copy_of_every_crd() -> None:
 # -- the Deployment ---------------------------------------------------------------------------------
 
 
-def test_the_deployment_runs_one_hardened_replica_with_a_liveness_probe() -> None:
+def test_the_deployment_runs_hardened_replicas_with_a_liveness_probe() -> None:
     objs = render()
     deployment = one(objs, "Deployment")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
     container = _container(objs)
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -220,7 +224,7 @@ def test_provider_credentials_are_secret_references_never_values() -> None:
     container = _container(objs)
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert not find(objs, "Secret")
-    assert container["env"] == [
+    assert [e for e in container["env"] if e["name"] != "POD_NAME"] == [
         {
             "name": "ELECTRICITYMAPS_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "carbon-providers", "key": "emaps"}},
@@ -245,6 +249,11 @@ def test_an_existing_configmap_and_serviceaccount_are_used_as_they_are() -> None
 # -- RBAC -------------------------------------------------------------------------------------------
 
 
+def work_roles(objs: list[Manifest]) -> list[Manifest]:
+    """Roles and bindings for the jobs' namespaces; the leader-election pair is tested on its own."""
+    return [o for o in objs if not o["metadata"]["name"].endswith("-leader-election")]
+
+
 def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
     objs = render()
     roles = {r["metadata"]["name"]: _rules(r) for r in _operator_roles(objs, "ClusterRole")}
@@ -252,7 +261,7 @@ def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
         "gto-green-training-operator": NAMESPACED_RULES,
         "gto-green-training-operator-cluster-read": CLUSTER_READ,
     }
-    assert not find(objs, "Role")
+    assert not work_roles(find(objs, "Role"))
     sa = one(objs, "ServiceAccount")["metadata"]
     for binding in find(objs, "ClusterRoleBinding"):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}]
@@ -261,10 +270,10 @@ def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
 
 def test_namespaced_scope_grants_the_work_only_in_the_watched_namespaces() -> None:
     objs = render(NAMESPACED)
-    roles = find(objs, "Role")
+    roles = work_roles(find(objs, "Role"))
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(_rules(r) == NAMESPACED_RULES for r in roles)
-    bindings = find(objs, "RoleBinding")
+    bindings = work_roles(find(objs, "RoleBinding"))
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     (cluster_role,) = _operator_roles(objs, "ClusterRole")
     # kopf lists and watches namespaces when it watches a set of them.
@@ -279,7 +288,7 @@ def test_namespaced_scope_grants_the_work_only_in_the_watched_namespaces() -> No
 
 def test_namespaced_scope_defaults_to_the_release_namespace() -> None:
     objs = render({"rbac": {"scope": "namespaced"}}, namespace="ml-platform")
-    assert [r["metadata"]["namespace"] for r in find(objs, "Role")] == ["ml-platform"]
+    assert [r["metadata"]["namespace"] for r in work_roles(find(objs, "Role"))] == ["ml-platform"]
     assert operator_config(objs)["operator"]["watchNamespaces"] == ["ml-platform"]
 
 
@@ -717,3 +726,50 @@ def test_the_schema_covers_every_value_and_refuses_mistakes() -> None:
         result = helm("template", "gto", str(CHART), *args, check=False)
         assert result.returncode != 0, args
         assert message in result.stderr, result.stderr
+
+
+# -- high availability -------------------------------------------------------------------------------
+
+
+def test_replicas_elect_a_leader_on_a_lease_only_they_may_write() -> None:
+    objs = render(namespace="green-system")
+    args = _container(objs)["args"]
+    assert "--leader-elect" in args
+    assert "--leader-election-id=gto-green-training-operator" in args
+    assert "--leader-election-namespace=green-system" in args
+    assert {"--lease-duration=15", "--renew-deadline=10", "--retry-period=2"} <= set(args)
+    env = {e["name"]: e for e in _container(objs)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    role = one(objs, "Role", "gto-green-training-operator-leader-election")
+    assert role["metadata"]["namespace"] == "green-system"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["gto-green-training-operator"],
+            "verbs": ["get", "patch"],
+        },
+    ]
+    binding = one(objs, "RoleBinding", "gto-green-training-operator-leader-election")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    pdb = one(objs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == one(objs, "Deployment")["spec"]["selector"]["matchLabels"]
+
+
+def test_a_single_replica_without_leader_election_is_recreated_and_has_no_budget() -> None:
+    objs = render({"replicaCount": 1, "leaderElection": {"enabled": False}})
+    deployment = one(objs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert not [a for a in _container(objs)["args"] if a.startswith("--leader")]
+    assert not find(objs, "PodDisruptionBudget")
+    assert not [r for r in find(objs, "Role") if r["metadata"]["name"].endswith("-leader-election")]
+
+
+def test_several_replicas_without_leader_election_are_refused() -> None:
+    args, stdin = chart_args({"replicaCount": 3, "leaderElection": {"enabled": False}})
+    result = helm("template", "gto", str(CHART), *args, input=stdin, check=False)
+    assert result.returncode != 0
+    assert "replicaCount > 1 needs leaderElection.enabled: true" in result.stderr

@@ -70,7 +70,11 @@ def test_the_live_values_mount_every_secret_the_configuration_names() -> None:
     config = parse_config(operator_config(objs))
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     container = next(c for c in pod["containers"] if c["name"] == "operator")
-    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "valueFrom" in e}
+    env = {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     refs = [

@@ -57,7 +57,14 @@ def _install(scope: str, namespace: str, workdir: Path) -> Iterator[Installed]:
         values,
         release=release,
         namespace=namespace,
-        extra=["--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccount.yaml"],
+        extra=[
+            "--show-only",
+            "templates/rbac.yaml",
+            "--show-only",
+            "templates/serviceaccount.yaml",
+            "--show-only",
+            "templates/leader-election.yaml",
+        ],
     )
     kubectl("create", "secret", "generic", PROVIDER_SECRET, "-n", namespace, "--from-literal=token=not-a-real-token")
     kubectl("apply", "-f", "-", input=rbac)
@@ -95,7 +102,10 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
     report = jobs.trainer_report(36_000.0)  # 0.01 kWh: within what 1 GPU can draw in the 60 s slack
     jsonschema.validate(yaml.safe_load(report), yaml.safe_load(REPORT_SCHEMA.read_text()))
     config = with_local_traces(operator_config(render(installed.values, namespace=ns)))
-    with operator(config, installed.kubeconfig, ns, tmp_path) as op:
+    # With leader election, as the chart runs it: the Lease's Role is part of what is tested.
+    elect = ["--leader-elect", f"--leader-election-namespace={ns}", f"--leader-election-id={installed.service_account}"]
+    with operator(config, installed.kubeconfig, ns, tmp_path, args=elect) as op:
+        wait_for(lambda: "leading: lease" in op.log(), timeout=30, message=lambda: f"the lease\n{op.tail()}")
         jobs.create(
             ns,
             jobs.gtj("train", regions=["europe-west3"], annotations={jobs.TERMINATION_MESSAGE: report}),

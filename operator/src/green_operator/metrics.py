@@ -21,6 +21,12 @@ RECONCILE_ACTIONS = ("plan", "replan", "release")
 
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self.leader = Gauge(
+            "greentraining_operator_leader",
+            "1 while this replica acts (it holds the leader Lease, or runs without leader election); "
+            "0 while it stands by.",
+            registry=registry,
+        )
         self.jobs = Gauge(
             "greentraining_jobs",
             "GreenTrainingJobs known to the operator, by phase.",

@@ -16,6 +16,7 @@ PURE = (
     "green_operator.planner",
     "green_operator.controller.released",
     "green_operator.controller.memory",
+    "green_operator.controller.lease",
     "green_operator.api",
     "green_operator.api.phase",
     "green_operator.api.spec",

@@ -507,6 +507,37 @@ def test_live_energy_is_written_when_it_changed() -> None:
     ).live_energy
 
 
+def test_prometheus_down_is_a_condition_and_the_job_runs_on() -> None:
+    status, manifest = released()
+    live = replace(b.SETTINGS, live_energy_interval=timedelta(minutes=1))
+    child = running_child(manifest, ready=1, active=1)
+    base = b.observed(b.body(), status=status, child=child, now=b.at(4.1), data={}, settings=live)
+    down = reconcile(replace(base, live_energy_error="no answer from http://prometheus:9090 within 5s"))
+    written = after(status, down)
+    c = cond.find(written["conditions"], cond.LIVE_ENERGY_AVAILABLE)
+    assert c is not None
+    assert (c["status"], c["reason"]) == ("False", Reason.PROMETHEUS_UNAVAILABLE)
+    assert "http://prometheus:9090" in c["message"]
+    assert "trainer's report" in c["message"]
+    assert written["phase"] == Phase.RUNNING
+    assert "energy" not in written  # nothing invented
+    assert requeue(down) == 60.0  # polled again, nothing blocks
+    # Prometheus answers again: the condition turns True, with a new transition time.
+    later = replace(base, status=written, now=b.at(4.2), live_energy=LiveEnergy(1.0e6, "nvml"))
+    back = cond.find(after(written, reconcile(later))["conditions"], cond.LIVE_ENERGY_AVAILABLE)
+    assert back is not None
+    assert (back["status"], back["reason"]) == ("True", Reason.LIVE_ENERGY_MEASURED)
+    assert back["lastTransitionTime"] == rfc3339(b.at(4.2))
+
+
+def test_without_prometheus_there_is_no_live_energy_condition() -> None:
+    status, manifest = released()
+    child = running_child(manifest, ready=1, active=1)
+    o = b.observed(b.body(), status=status, child=child, now=b.at(4.1), data={})
+    written = after(status, reconcile(replace(o, live_energy_error="ignored")))
+    assert cond.find(written.get("conditions"), cond.LIVE_ENERGY_AVAILABLE) is None
+
+
 @pytest.mark.parametrize(
     ("done", "phase", "reason", "warning"),
     [

@@ -23,8 +23,10 @@ SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 DEADLINE_AT_RISK = "DeadlineAtRisk"
 CARBON_DATA_AVAILABLE = "CarbonDataAvailable"
+LIVE_ENERGY_AVAILABLE = "LiveEnergyAvailable"
+"""While released, with Prometheus configured: whether the running job's energy so far can be read."""
 
-ORDER = (PLANNED, DEFERRED, RUNNING, SUCCEEDED, FAILED, DEADLINE_AT_RISK, CARBON_DATA_AVAILABLE)
+ORDER = (PLANNED, DEFERRED, RUNNING, SUCCEEDED, FAILED, DEADLINE_AT_RISK, CARBON_DATA_AVAILABLE, LIVE_ENERGY_AVAILABLE)
 
 
 class Reason:
@@ -59,6 +61,8 @@ class Reason:
     """The region is configured to plan on a carbon trace file, and does: by design, not a fallback."""
     FALLBACK_DATA = "FallbackData"
     STALE_DATA = "StaleData"
+    LIVE_ENERGY_MEASURED = "LiveEnergyMeasured"
+    PROMETHEUS_UNAVAILABLE = "PrometheusUnavailable"
 
 
 def find(conditions: Sequence[Mapping[str, Any]] | None, ctype: str) -> Mapping[str, Any] | None:

@@ -218,7 +218,7 @@ class Controller:
         accounting = None
         if n.accounting and isinstance(parsed, TrainingJobSpec):
             accounting = await self._accounting(meta, parsed, status, child)
-        live = await self._live_energy(meta) if n.live_energy else None
+        live, live_error = await self._live_energy(meta) if n.live_energy else (None, None)
         # From here to the ledger's update in execute() nothing awaits: the view is consistent.
         now = utcnow()
         observed = Observed(
@@ -233,6 +233,7 @@ class Controller:
             pods=self.ledger.pods_of(meta.namespace, job_name(meta.name)),
             accounting=accounting,
             live_energy=live,
+            live_energy_error=live_error,
         )
         actions = reconcile(observed)
         out = await self.executor.execute(meta, body, actions)
@@ -274,8 +275,9 @@ class Controller:
         baseline = await get(b.region, b.start, b.end)
         return AccountingInputs(energy, windows, actual, baseline)
 
-    async def _live_energy(self, meta: JobMeta) -> LiveEnergy | None:
-        """The running job's energy so far from Prometheus; best effort (any failure: no data)."""
+    async def _live_energy(self, meta: JobMeta) -> tuple[LiveEnergy | None, str | None]:
+        """The running job's energy so far from Prometheus, or why it could not be read. Best effort:
+        a slow or dead Prometheus costs one 5-second timeout per poll and blocks nothing else."""
         url = self.config.prometheus_url
         assert url is not None
         if self._http is None:
@@ -285,9 +287,11 @@ class Controller:
                 f"{url.rstrip('/')}/api/v1/query", params={"query": energy_query(meta.namespace, meta.name)}
             ) as resp:
                 resp.raise_for_status()
-                return parse_energy(await resp.json())
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return None
+                return parse_energy(await resp.json()), None
+        except TimeoutError:
+            return None, f"no answer from {url} within 5s"
+        except (aiohttp.ClientError, ValueError) as exc:
+            return None, f"{url}: {type(exc).__name__}: {exc}"[:300]
 
     async def shutdown(self) -> None:
         for stop in self.stops.values():

@@ -195,3 +195,5 @@ class Observed:
     pods: PodsSummary = field(default_factory=PodsSummary)
     accounting: AccountingInputs | None = None
     live_energy: LiveEnergy | None = None
+    live_energy_error: str | None = None
+    """Why asking Prometheus for the live energy failed (unreachable, an error, a bad answer)."""

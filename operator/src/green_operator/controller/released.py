@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from green_operator.accounting.settle import settle
+from green_operator.api import conditions as cond
 from green_operator.api.conditions import Reason
 from green_operator.api.phase import Phase
 from green_operator.api.spec import TrainingJobSpec
@@ -26,6 +27,7 @@ def follow(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     if child is None or child.finished:
         return _finish(o, spec, child)
     phase, conditions = tr.following(o.status, spec.generation, child, o.pods, o.now)
+    conditions = _live_energy_condition(o, spec, conditions)
     acts: list[Action] = [Book(_released_booking(o, spec))]
     patch: dict[str, Any] = {}
     before = o.status.get("conditions") or []
@@ -52,6 +54,27 @@ def follow(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     if o.settings.live_energy_interval is not None:
         poll = min(poll, o.settings.live_energy_interval.total_seconds())
     return [*acts, Requeue(poll)]
+
+
+def _live_energy_condition(
+    o: Observed, spec: TrainingJobSpec, conditions: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Say when Prometheus cannot be read; the job runs on regardless and its final figure comes from
+    the trainer's report. A poll that did not ask (between intervals) changes nothing."""
+    if o.settings.live_energy_interval is None:
+        return conditions
+    status: cond.Status
+    if o.live_energy_error is not None:
+        why = f"Live energy unavailable: {o.live_energy_error}. The final figure comes from the trainer's report."
+        status, reason = "False", Reason.PROMETHEUS_UNAVAILABLE
+    elif o.live_energy is not None:
+        why = f"Energy so far read from Prometheus ({o.live_energy.meter})."
+        status, reason = "True", Reason.LIVE_ENERGY_MEASURED
+    else:
+        return conditions
+    return cond.set_condition(
+        conditions, cond.LIVE_ENERGY_AVAILABLE, status, reason, why, generation=spec.generation, now=o.now
+    )
 
 
 def _released_booking(o: Observed, spec: TrainingJobSpec) -> Reservation | None:
