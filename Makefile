@@ -73,7 +73,7 @@ fmt: setup ## Apply ruff's fixes and formatting
 test-unit: setup controlplane prometheus ## Fast tier: no servers (uses the pinned helm and promtool binaries)
 	GREEN_BIN=$(CONTROLPLANE_BIN) $(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
-FUZZ_TESTS := tests/operator/carbon/test_fuzz.py tests/operator/api/test_spec_fuzz.py tests/operator/test_config_fuzz.py \
+FUZZ_TESTS := tests/operator/carbon/test_fuzz.py tests/operator/api/test_spec_fuzz.py tests/operator/test_config.py \
               tests/trainer/test_report_fuzz.py tests/operator/controller/test_properties.py
 
 fuzz: setup ## Longer fuzzing run (Hypothesis profile `fuzz`: 2000 cases per fuzz test; the unit tier runs 50)
