@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from typing import Any
 
 from hypothesis import strategies as st
@@ -83,11 +84,19 @@ REAL_REPORT = {
 }
 """The shape green-trainer writes (trainer-image/src/green_trainer/schema/report-v1.schema.json)."""
 
+claimed_energy: st.SearchStrategy[str] = (
+    st.sampled_from([math.nan, math.inf, -math.inf, -1.0, 1e15, 10**400])
+    | st.floats()
+    | st.integers(min_value=-(10**400), max_value=10**400)
+).map(lambda j: json.dumps({**REAL_REPORT, "energyJoules": j}))
+"""The real report's shape claiming any energy: NaN, infinities, negative, beyond any GPU, huge integers."""
+
 termination_messages: st.SearchStrategy[str] = st.one_of(
     st.text(max_size=300),
     st.binary(max_size=300).map(lambda b: b.decode("utf-8", "replace")),
     json_values.map(json.dumps),
     mutated(REAL_REPORT).map(json.dumps),
+    st.deferred(lambda: claimed_energy),
     st.integers(0, 2000).map(lambda n: '{"a":' + "[" * n + "]" * n + "}"),  # deeper than json recurses
     st.integers(4000, 6000).map(lambda n: '{"energyJoules":1' + " " * n + "}"),  # over the 4096-byte cap
 )

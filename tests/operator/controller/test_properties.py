@@ -43,7 +43,7 @@ from green_operator.controller.observed import AccountingInputs, JobMeta, Observ
 from green_operator.controller.reconcile import needs, reconcile
 from green_operator.times import rfc3339
 from tests.operator.controller import builders as b
-from tests.support.fuzz import termination_messages
+from tests.support.fuzz import claimed_energy, termination_messages
 from tests.support.status_schema import status_errors
 
 KEY = f"{b.NS}/job"
@@ -397,7 +397,7 @@ def pods(draw: st.DrawFn) -> list[dict[str, Any]]:
     """Finished pods whose termination messages (current and previous attempt) came from anywhere."""
 
     def attempt() -> dict[str, Any]:
-        term: dict[str, Any] = {"exitCode": 0, "message": draw(termination_messages)}
+        term: dict[str, Any] = {"exitCode": 0, "message": draw(termination_messages | claimed_energy)}
         if draw(st.booleans()):
             term.update(startedAt=draw(timestamps), finishedAt=draw(timestamps))
         return term
