@@ -44,9 +44,10 @@ def parse_duration(text: str) -> timedelta:
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f"{text!r} is not a duration; write it like '30s', '10m' or '1h30m'")
-    if total <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
-    return timedelta(seconds=total)
+    span = timedelta(seconds=total)
+    if span <= timedelta(0):  # also "0.0001ms": positive, but below timedelta's microsecond
+        raise ValueError(f"{text!r} must be longer than zero (at least 1us)")
+    return span
 
 
 def parse_delay(text: str) -> timedelta:
