@@ -77,7 +77,8 @@ FUZZ_TESTS := tests/operator/carbon/test_fuzz.py tests/operator/api/test_spec_fu
               tests/trainer/test_report_fuzz.py tests/operator/controller/test_properties.py
 
 fuzz: setup ## Longer fuzzing run (Hypothesis profile `fuzz`: 2000 cases per fuzz test; the unit tier runs 50)
-	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest -m "not integration and not e2e" --hypothesis-show-statistics $(FUZZ_TESTS) $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest -m "not integration and not e2e" --timeout=0 --hypothesis-show-statistics \
+	  $(FUZZ_TESTS) $(PYTEST_ARGS)
 
 test-integration: tools ## Integration + e2e tiers against a fresh local control plane (always torn down)
 	hack/cluster.sh down >/dev/null 2>&1 || true
