@@ -8,14 +8,14 @@ VENV        := .venv
 PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.setup-stamp
 # The stamp depends on every file that pins Python dependencies, so edits re-run setup.
-PIN_FILES   := operator/pyproject.toml trainer-image/pyproject.toml requirements-dev.txt
+PIN_FILES   := operator/pyproject.toml trainer-image/pyproject.toml trainer-image/constraints.txt requirements-dev.txt
 PYTEST_ARGS ?=
 
 export GREEN_CACHE ?= $(HOME)/.cache/green-training
 CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
 KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
 
-.PHONY: crd crd-template config-schema help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
+.PHONY: crd crd-template config-schema podresources help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
         verify test test-unit test-integration fuzz demo bench clean
 
 help: ## List the targets
@@ -27,7 +27,8 @@ $(STAMP): $(PIN_FILES)
 	@command -v $(PYTHON_BOOT) >/dev/null || { echo "setup: $(PYTHON_BOOT) not found; install Python 3.11" >&2; exit 1; }
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -e "operator[tools]" -e "trainer-image[torch]" -r requirements-dev.txt
+	$(PY) -m pip install --quiet -e "operator[tools]" -e "trainer-image[torch]" -r requirements-dev.txt \
+	  -c trainer-image/constraints.txt
 	touch $@
 
 controlplane: ## Build etcd, Kubernetes, kwok and helm from pinned Go modules (cached outside the repo)
@@ -51,6 +52,17 @@ crd: setup ## Regenerate crds/ from hack/crd/greentrainingjobs.in.yaml (and copy
 	cd hack/crd && ../../$(PY) gen_crd.py > ../../crds/greentraining.io_greentrainingjobs.yaml
 	$(PY) hack/gen_config_schema.py --write
 	$(PY) hack/verify.py --fix
+
+# The kubelet's PodResources v1 proto, from the k8s.io/kubelet module matching the control plane's
+# Kubernetes (hack/controlplane/kubernetes/go.mod), placed so the generated imports are package-absolute.
+KUBELET_VERSION := v0.35.4
+PODRESOURCES    := trainer-image/proto/green_trainer/node_agent/podresources_v1/api.proto
+podresources: setup ## Fetch the kubelet's PodResources proto and regenerate the node agent's gRPC client
+	cd hack/controlplane/kubernetes && go mod download k8s.io/kubelet@$(KUBELET_VERSION)
+	install -m 0644 "$$(go env GOMODCACHE)/k8s.io/kubelet@$(KUBELET_VERSION)/pkg/apis/podresources/v1/api.proto" $(PODRESOURCES)
+	rm -f trainer-image/src/green_trainer/node_agent/podresources_v1/api_pb2*
+	cd trainer-image && ../$(PY) -m grpc_tools.protoc -I proto --python_out=src --pyi_out=src --grpc_python_out=src \
+	  green_trainer/node_agent/podresources_v1/api.proto
 
 config-schema: setup ## Regenerate the chart's values.schema.json `config` part from the configuration's pydantic models
 	$(PY) hack/gen_config_schema.py --write

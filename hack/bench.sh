@@ -9,6 +9,7 @@ echo "== planner speed";              "$PY" benchmarks/planner_speed.py
 echo "== planner quality";            "$PY" benchmarks/planner_quality.py
 echo "== carbon providers";           "$PY" benchmarks/carbon_providers.py
 echo "== trainer overhead (CPU)";     "$PY" benchmarks/trainer_overhead.py
+echo "== node agent (8 fake GPUs, 16 pods)"; "$PY" benchmarks/node_agent.py
 "$here/cluster.sh" up
 echo "== operator burst (1,000 GreenTrainingJobs)"
 KUBECONFIG="$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')" "$PY" benchmarks/operator_burst.py

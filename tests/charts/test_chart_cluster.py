@@ -103,7 +103,10 @@ def test_helm_install_brings_the_operator_up(namespace: str, greentraining_crd: 
         deployment = yaml.safe_load(
             kubectl("-n", namespace, "get", "deployment", f"{release}-green-training-operator", "-o", "yaml").stdout
         )
-        assert deployment["status"]["availableReplicas"] == 1
+        # Two replicas by default (one leads, one stands by), kept through drains by a budget.
+        assert deployment["status"]["availableReplicas"] == 2
+        pdb = kubectl("-n", namespace, "get", "pdb", f"{release}-green-training-operator", "-o", "yaml").stdout
+        assert yaml.safe_load(pdb)["spec"]["minAvailable"] == 1
     finally:
         helm("uninstall", release, "--namespace", namespace, "--wait", "--timeout", "60s", check=False)
     # Uninstall removes the cluster-scoped objects too.

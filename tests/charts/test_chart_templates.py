@@ -91,6 +91,11 @@ def _operator_roles(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any
     return [r for r in find(objs, kind) if r["metadata"]["name"] in bound]
 
 
+def _operator_only(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's objects: the node agent's (tests/charts/test_node_agent_chart.py) left out."""
+    return [o for o in objs if o["metadata"]["labels"].get("app.kubernetes.io/component") != "node-agent"]
+
+
 def _container(objs: list[dict[str, Any]]) -> dict[str, Any]:
     (container,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
     result: dict[str, Any] = container
@@ -141,6 +146,11 @@ def test_the_default_install_is_the_operator_and_its_dashboard_without_prometheu
             "RoleBinding",
             "Service",
             "ServiceAccount",
+            # The GPU node agent (nodeAgent.enabled, on by default): tests/charts/test_node_agent_chart.py.
+            "DaemonSet",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
         ]
     )
 
@@ -158,7 +168,7 @@ def test_the_chart_carries_an_identical_copy_of_every_crd() -> None:
 
 
 def test_the_deployment_runs_hardened_replicas_with_a_liveness_probe() -> None:
-    objs = render()
+    objs = _operator_only(render())
     deployment = one(objs, "Deployment")
     spec = deployment["spec"]
     pod = spec["template"]["spec"]
@@ -237,7 +247,7 @@ def test_provider_credentials_are_secret_references_never_values() -> None:
 
 
 def test_an_existing_configmap_and_serviceaccount_are_used_as_they_are() -> None:
-    objs = render(VARIANTS["existing-config-and-sa"])
+    objs = _operator_only(render(VARIANTS["existing-config-and-sa"]))
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
     assert not find(objs, "ConfigMap")
     assert not find(objs, "ServiceAccount")
@@ -255,7 +265,7 @@ def work_roles(objs: list[Manifest]) -> list[Manifest]:
 
 
 def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
-    objs = render()
+    objs = _operator_only(render())
     roles = {r["metadata"]["name"]: _rules(r) for r in _operator_roles(objs, "ClusterRole")}
     assert roles == {
         "gto-green-training-operator": NAMESPACED_RULES,
@@ -269,7 +279,7 @@ def test_cluster_scope_grants_exactly_the_operators_calls() -> None:
 
 
 def test_namespaced_scope_grants_the_work_only_in_the_watched_namespaces() -> None:
-    objs = render(NAMESPACED)
+    objs = _operator_only(render(NAMESPACED))
     roles = work_roles(find(objs, "Role"))
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(_rules(r) == NAMESPACED_RULES for r in roles)
@@ -378,7 +388,8 @@ def test_the_pod_monitor_scrapes_the_pods_the_operator_creates() -> None:
     assert pod_monitor["spec"]["namespaceSelector"] == {"any": True}
     (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert endpoint["port"] == manifests.TRAINER_METRICS_PORT_NAME
-    assert endpoint["honorLabels"] is True  # the trainers' namespace/job/pod labels are the dashboard's
+    # The trainers' labels (pod_namespace, pod_name, greentraining_job, UUID...) clash with no target label.
+    assert endpoint["honorLabels"] is False
     namespaced = one(render({**NAMESPACED, **MONITORING}), "PodMonitor")
     assert namespaced["spec"]["namespaceSelector"] == {"matchNames": ["team-a", "team-b"]}
     # The operator's own pod must not look like a training pod.
@@ -498,6 +509,7 @@ def test_every_panel_queries_the_chosen_prometheus_and_fits_the_grid() -> None:
 
 
 def _metric_names(expr: str) -> set[str]:
+    expr = re.sub(r"\b(by|without)\s*\([^)]*\)", "", expr)  # grouping labels are not metric names
     return set(re.findall(r"\b(greentraining_[a-z_]+?)(?:_bucket)?\b(?=\s*[{\[)])", expr))
 
 
@@ -509,7 +521,13 @@ def test_every_operator_metric_on_the_dashboard_exists() -> None:
     operator_names = {f"{m.name}_total" if m.type == "counter" else m.name for m in registry.collect()}
     dash = json.loads(DASHBOARD_FILE.read_text())
     used = {n for _, expr in dashboard_targets(dash) for n in _metric_names(expr)}
-    trainer_prefixes = ("greentraining_gpu_", "greentraining_training_", "greentraining_power_limit_")
+    trainer_prefixes = (
+        "greentraining_gpu_",
+        "greentraining_training_",
+        "greentraining_power_limit_",
+        "greentraining_pod_gpu_",  # the node agent's
+        "greentraining_node_",
+    )
     trainer_names = {
         "greentraining_energy_joules_total",
         "greentraining_energy_per_sample_joules",

@@ -25,6 +25,8 @@ class Target:
     port: int
     labels: Mapping[str, str]
     """Target labels, as the Prometheus Operator's service/pod discovery would attach them."""
+    honor_labels: bool = False
+    """As the chart's monitor sets it: only the operator's ServiceMonitor keeps its metrics' `namespace`."""
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,7 @@ def prometheus(
         "scrape_configs": [
             {
                 "job_name": t.job,
-                # As the chart's ServiceMonitor and PodMonitor do: the metrics' own labels win.
-                "honor_labels": True,
+                "honor_labels": t.honor_labels,
                 "static_configs": [{"targets": [f"127.0.0.1:{t.port}"], "labels": dict(t.labels)}],
             }
             for t in targets

@@ -3,6 +3,7 @@ when it ends, the exit reports replace the live figure."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +30,8 @@ REGION = "europe-west9"
 def scraped_trainer(tmp_path: Path, namespace: str) -> Iterator[Prometheus]:
     port = free_port()
     env = {
-        "PYTHONPATH": str(FAKE_GPU),  # this machine has no GPU: a simulated one at the NVML seam
+        # This machine has no GPU: a simulated one at the NVML seam; then the tests' own path.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(FAKE_GPU), os.environ.get("PYTHONPATH")])),
         "GREEN_POWERCAP_ROOT": str(tmp_path / "no-powercap"),
         "GREEN_METRICS_PORT": str(port),
         "GREEN_METRICS_ADDRESS": "127.0.0.1",
@@ -91,7 +93,9 @@ def test_running_job_shows_live_energy_then_the_final_report(
         assert st["energy"]["source"] == "nvml"
         scraped = sum(
             float(s["value"][1])
-            for s in scraped_trainer.query(f'greentraining_energy_joules_total{{namespace="{namespace}", job="{JOB}"}}')
+            for s in scraped_trainer.query(
+                f'greentraining_energy_joules_total{{pod_namespace="{namespace}", greentraining_job="{JOB}"}}'
+            )
         )
         assert 0 < st["energy"]["joules"] <= scraped + 1e-6  # a reading taken before this query
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,7 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
+from green_operator.accounting.live_energy import energy_query, parse_energy
 from green_operator.metrics import PHASES
+from green_trainer.fake_nvml import FakeNvmlFile, FileGpu, gpu_uuid
 from harness.cluster import ClusterInfo, apply_crds, kubeconfig, kubectl
 from harness.operator import operator
 from harness.processes import VENV_BIN, free_port, http_get, running
@@ -46,6 +51,7 @@ from tests.charts.chart import (
     with_local_traces,
 )
 from tests.e2e.prometheus import Prometheus, Target, finite, prometheus, values_of
+from tests.trainer.node_agent.cluster import AgentProcess, chart_rbac, create_pod, kubelet
 
 pytestmark = pytest.mark.e2e
 
@@ -58,6 +64,8 @@ RATE_INTERVAL = "30s"
 TIME_RANGE = "1h"
 DASHBOARD = json.loads((CHART / "dashboards" / "green-training.json").read_text())
 PANEL_IDS = [p for p, _ in dashboard_targets(DASHBOARD)]
+POD_GPU_ENERGY = "greentraining_pod_gpu_energy_joules_total"
+NODE_GPU_WATTS = 300.0  # what the node agent's fake GPU draws
 ALERTS = ("GreenTrainingProviderDataStale", "GreenTrainingJobDeadlineAtRisk", "GreenTrainingJobFailed")
 
 
@@ -102,13 +110,16 @@ def _values() -> dict[str, Any]:
 
 def _trainer_env(workdir: Path, port: int) -> dict[str, str]:
     return {
-        "PYTHONPATH": str(FAKE_GPU),
+        # The simulated GPU first; then whatever the tests run with (a worktree's sources).
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(FAKE_GPU), os.environ.get("PYTHONPATH")])),
         "GREEN_DISABLE_NVML": "",
         "GREEN_POWERCAP_ROOT": str(workdir / "no-powercap"),
         "GREEN_METRICS_PORT": str(port),
         "GREEN_METRICS_ADDRESS": "127.0.0.1",
         "GREEN_JOB_NAME": TRAINER_JOB,
         "GREEN_POD_NAME": f"{TRAINER_JOB}-0",
+        "GREEN_CONTAINER_NAME": "train",
+        "GREEN_NODE_NAME": "gpu-node-0",
         "GREEN_REGION": REGION,
         "GREEN_CARBON_INTENSITY": "250",
         "GREEN_GPU_POWER_LIMIT_WATTS": "280",
@@ -143,6 +154,30 @@ def _scraped(prom: Prometheus, expr: str) -> list[dict[str, Any]] | None:
     return series or None
 
 
+@contextmanager
+def _node_agent(namespace: str, workdir: Path) -> Iterator[AgentProcess]:
+    """The node agent (as the chart's ServiceAccount) on a kwok node where the trainer's pod holds one GPU."""
+    node = sorted(kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}").stdout.split())[0]
+    short = Path(tempfile.mkdtemp(prefix="gna-"))  # a unix socket path must stay short
+    pod = f"{TRAINER_JOB}-0"
+    try:
+        with chart_rbac(namespace, workdir) as rbac, kubelet(short / "kubelet.sock") as k:
+            gpus = FakeNvmlFile(workdir / "node-nvml.json").create(
+                [FileGpu(uuid=gpu_uuid(0), power_mw=round(NODE_GPU_WATTS * 1000))]
+            )
+            create_pod(namespace, pod, node, "280", job=TRAINER_JOB)
+            k.set_pod(namespace, pod, {"train": {"nvidia.com/gpu": [gpu_uuid(0)]}})
+            agent = AgentProcess(
+                rbac, node, short / "kubelet.sock", gpus, workdir / "node-state.json", workdir / "node-agent.log"
+            )
+            try:
+                yield agent.start()
+            finally:
+                agent.stop()
+    finally:
+        shutil.rmtree(short, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def stack(cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     workdir = tmp_path_factory.mktemp("e2e")
@@ -172,14 +207,21 @@ def stack(cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Ite
                     },
                 )
             )
+            agent = stack.enter_context(_node_agent(ns, workdir))
             targets = [
                 Target(
                     "gto-green-training-operator",
                     op.metrics_port,
                     {"namespace": "green-system", "pod": "gto-green-training-operator-0", "service": "gto"},
+                    honor_labels=True,
                 ),
                 Target(
                     "green-trainers", trainer_port, {"namespace": ns, "pod": f"{TRAINER_JOB}-0", "container": "train"}
+                ),
+                Target(
+                    "green-node-agents",
+                    agent.port,
+                    {"namespace": "green-system", "pod": "gto-green-training-operator-node-agent-x"},
                 ),
             ]
             prom = stack.enter_context(prometheus(workdir, targets, rule["spec"]["groups"]))
@@ -214,11 +256,16 @@ def stack(cluster: ClusterInfo, tmp_path_factory: pytest.TempPathFactory) -> Ite
                 lambda: (
                     trainer.alive()
                     and _scraped(
-                        prom, f'rate(greentraining_training_samples_total{{namespace="{ns}"}}[{RATE_INTERVAL}]) > 0'
+                        prom, f'rate(greentraining_training_samples_total{{pod_namespace="{ns}"}}[{RATE_INTERVAL}]) > 0'
                     )
                 ),
                 timeout=90,
                 message=lambda: f"the trainer's samples in Prometheus\n{trainer.log()[-2000:]}",
+            )
+            wait_for(
+                lambda: _scraped(prom, f'rate({POD_GPU_ENERGY}{{pod_namespace="{ns}"}}[{RATE_INTERVAL}]) > 0'),
+                timeout=60,
+                message=lambda: f"the node agent's pod energy in Prometheus\n{agent.log()[-2000:]}",
             )
             yield Stack(prom, ns, dashboard(objs), {r["alert"]: r for r in alert_rules(objs)}, json.loads(report))
     finally:
@@ -339,19 +386,23 @@ def test_operator_and_trainer_emissions_are_separate_metrics(stack: Stack) -> No
     trainers meter live (greentraining_emissions_grams_total, by meter): two names, no collision."""
     ns = stack.namespace
     operator_series = stack.prom.query(f'greentraining_job_emissions_grams_total{{namespace="{ns}"}}')
-    trainer_series = stack.prom.query(f'greentraining_emissions_grams_total{{namespace="{ns}"}}')
+    trainer_series = stack.prom.query(f'greentraining_emissions_grams_total{{pod_namespace="{ns}"}}')
     assert operator_series
     assert trainer_series
     assert {s["metric"]["job"] for s in operator_series} == {"gto-green-training-operator"}
     assert all("region" in s["metric"] for s in operator_series)
-    assert {s["metric"]["job"] for s in trainer_series} == {TRAINER_JOB}
+    assert {s["metric"]["greentraining_job"] for s in trainer_series} == {TRAINER_JOB}
+    # The target's own labels stay the target's: no clash, no honorLabels, no exported_* renames.
+    assert {s["metric"]["job"] for s in trainer_series} == {"green-trainers"}
+    assert {s["metric"]["namespace"] for s in trainer_series} == {ns}
+    assert not [k for s in trainer_series for k in s["metric"] if k.startswith("exported_")]
     assert {s["metric"]["meter"] for s in trainer_series} == {"nvml"}
 
 
 def test_the_gpu_panels_show_the_limit_the_trainer_applied(stack: Stack) -> None:
     ns = stack.namespace
-    limit = values_of(stack.prom.query(f'greentraining_gpu_power_limit_watts{{namespace="{ns}"}}'))
-    applied = stack.prom.query(f'greentraining_power_limit_applied{{namespace="{ns}"}}')
+    limit = values_of(stack.prom.query(f'greentraining_gpu_power_limit_watts{{pod_namespace="{ns}"}}'))
+    applied = stack.prom.query(f'greentraining_power_limit_applied{{pod_namespace="{ns}"}}')
     assert limit == [280.0]
     assert [(s["metric"]["reason"], float(s["value"][1])) for s in applied] == [("Applied", 1.0)]
     pod_power = next(e for p, e in dashboard_targets(stack.dashboard) if p == "Pod power / A")
@@ -360,6 +411,25 @@ def test_the_gpu_panels_show_the_limit_the_trainer_applied(stack: Stack) -> None
     # The simulated board draws 310 W, capped at the 280 W limit; its energy counter integrates that.
     assert power
     assert power[0] == pytest.approx(280.0, rel=0.1)
+
+
+def test_the_node_agent_meters_the_pod_and_applies_its_limit(stack: Stack) -> None:
+    """Any image: the node agent's per-pod energy, scraped without honorLabels, joins on UUID and names the job."""
+    ns = stack.namespace
+    (series,) = stack.prom.query(f'greentraining_pod_gpu_energy_joules_total{{pod_namespace="{ns}"}}')
+    labels = series["metric"]
+    assert labels["greentraining_job"] == TRAINER_JOB
+    assert (labels["pod_name"], labels["UUID"]) == (f"{TRAINER_JOB}-0", gpu_uuid(0))
+    assert labels["job"] == "green-node-agents"  # the target's own label, untouched
+    power = values_of(stack.prom.query(f'rate(greentraining_pod_gpu_energy_joules_total{{pod_namespace="{ns}"}}[5s])'))
+    assert power[0] == pytest.approx(NODE_GPU_WATTS, rel=0.15)
+    applied = stack.prom.query(f'greentraining_node_power_limit_applied{{pod_namespace="{ns}"}}')
+    assert [(s["metric"]["reason"], float(s["value"][1])) for s in applied] == [("Applied", 1.0)]
+    # The operator's live query: the trainer's figure where a trainer reports, never the agent's on top.
+    result = stack.prom.query(energy_query(ns, TRAINER_JOB))
+    live = parse_energy({"status": "success", "data": {"result": result}})
+    assert live is not None
+    assert live.meter == "nvml"
 
 
 # -- the alerts -------------------------------------------------------------------------------------

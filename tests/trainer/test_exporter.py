@@ -9,8 +9,12 @@ from green_trainer.power_limit import LimitCode, PowerLimitOutcome
 from green_trainer.progress_files import Progress
 from green_trainer.sampler import GpuSnapshot, Snapshot
 
-IDENTITY = Identity(namespace="ml", job="resnet", pod="resnet-0", region="europe-north1")
-JOB = {"namespace": "ml", "job": "resnet", "pod": "resnet-0"}
+IDENTITY = Identity(
+    namespace="ml", job="resnet", pod="resnet-0", region="europe-north1", container="train", node="gpu-node-1"
+)
+JOB = {"pod_namespace": "ml", "greentraining_job": "resnet", "pod_name": "resnet-0", "container_name": "train"}
+# Labels Prometheus puts on every target: a metric carrying one would need honorLabels.
+TARGET_LABELS = {"job", "namespace", "pod", "instance", "container"}
 NO_PERMISSION = PowerLimitOutcome(250.0, None, False, LimitCode.NO_PERMISSION, "no permission (needs CAP_SYS_ADMIN)")
 
 SNAPSHOT = Snapshot(
@@ -47,8 +51,9 @@ def key(name, **labels):
 
 def test_every_contract_metric_is_exposed_with_its_labels():
     samples = samples_of(_expose(SNAPSHOT))
-    gpu0 = {"gpu": "0", "uuid": "GPU-a", "model_name": "NVIDIA H100 80GB HBM3"}
-    gpu1 = {**gpu0, "gpu": "1", "uuid": "GPU-b"}
+    # dcgm-exporter's names, so the series join DCGM_FI_DEV_* and the node agent's.
+    gpu0 = {"Hostname": "gpu-node-1", "gpu": "0", "UUID": "GPU-a", "modelName": "NVIDIA H100 80GB HBM3"}
+    gpu1 = {**gpu0, "gpu": "1", "UUID": "GPU-b"}
     assert samples[key("greentraining_gpu_power_watts", **gpu0)] == 310.5
     assert samples[key("greentraining_gpu_energy_joules_total", **gpu0, meter="nvml")] == 3000.0
     assert samples[key("greentraining_gpu_energy_joules_total", **gpu1, meter="nvml")] == 2000.0
@@ -64,6 +69,11 @@ def test_every_contract_metric_is_exposed_with_its_labels():
     assert samples[key("greentraining_emissions_grams_total", meter="nvml")] == 0.347
     assert samples[key("greentraining_power_limit_applied", reason="NoPermission")] == 0
     assert samples[key("greentraining_power_limit_requested_watts")] == 250.0
+
+
+def test_no_label_clashes_with_the_labels_prometheus_puts_on_a_target():
+    for name, labels in samples_of(_expose(SNAPSHOT)):
+        assert not TARGET_LABELS & {k for k, _ in labels}, name
 
 
 def test_counter_types_and_help_are_declared():

@@ -43,7 +43,7 @@ def test_sigterm_checkpoints_and_a_rerun_resumes_where_it_stopped(
         "GREEN_POD_NAME": "tiny-0",
         "GREEN_ESTIMATED_WATTS_PER_DEVICE": "50",
     }
-    job = {"namespace": "ml", "job": "tiny", "pod": "tiny-0"}
+    job = {"pod_namespace": "ml", "greentraining_job": "tiny", "pod_name": "tiny-0", "container_name": ""}
     steps_key = ("greentraining_training_steps_total", frozenset(job.items()))
     endless = ["--epochs", "100000", "--patience", "0", "--checkpoint", str(checkpoint)]
     training = _train(env, *endless)

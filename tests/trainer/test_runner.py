@@ -79,7 +79,7 @@ def test_limit_applied_to_the_containers_gpus_metered_exported_restored(
         pod_name="resnet-0",
     )
     go = tmp_path / "go"
-    job = {"namespace": "ml", "job": "resnet", "pod": "resnet-0"}
+    job = {"pod_namespace": "ml", "greentraining_job": "resnet", "pod_name": "resnet-0", "container_name": ""}
     steps = ("greentraining_training_steps_total", frozenset(job.items()))
     thread, scraped = _scrape_then_go(port, go, lambda t: parse_metrics(t).get(steps, 0) > 0, scraper, wait_until)
     code = run(settings, [sys.executable, "-c", WAIT_FOR_GO, str(go), "0"], {}, load_nvml=lambda: nvml)
@@ -111,7 +111,8 @@ def test_limit_applied_to_the_containers_gpus_metered_exported_restored(
     assert report["carbon"]["gramsPerKwh"] == pytest.approx(400.0, rel=1e-3)
     assert nvml.shut_down
     samples = parse_metrics(scraped["text"])
-    gpu2 = frozenset({**job, "gpu": "2", "uuid": gpus[2].uuid, "model_name": gpus[2].name}.items())
+    gpu2 = {**job, "Hostname": "", "gpu": "2", "UUID": gpus[2].uuid, "modelName": gpus[2].name}
+    gpu2 = frozenset(gpu2.items())
     assert samples[("greentraining_gpu_power_watts", gpu2)] == 300.0
     assert samples[("greentraining_gpu_power_limit_watts", gpu2)] == 250.0
     assert samples[("greentraining_power_limit_applied", frozenset({**job, "reason": "Applied"}.items()))] == 1.0
@@ -148,7 +149,8 @@ def test_without_permission_training_goes_on_and_every_channel_says_why(
     assert report["powerLimit"]["reason"] == "no permission (needs CAP_SYS_ADMIN)"
     assert report["powerLimit"]["code"] == "NoPermission"
     assert "no permission (needs CAP_SYS_ADMIN)" in caplog.text
-    applied = frozenset({"namespace": "", "job": "", "pod": "", "reason": "NoPermission"}.items())
+    nobody = {"pod_namespace": "", "greentraining_job": "", "pod_name": "", "container_name": ""}
+    applied = frozenset({**nobody, "reason": "NoPermission"}.items())
     assert parse_metrics(scraped["text"])[("greentraining_power_limit_applied", applied)] == 0.0
     assert gpus[0].limit_mw == 700_000
 

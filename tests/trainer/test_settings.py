@@ -29,6 +29,8 @@ def test_the_operator_contract_parses():
             "GREEN_JOB_NAME": "resnet",
             "GREEN_JOB_NAMESPACE": "ml",
             "GREEN_POD_NAME": "resnet-0-abc",
+            "GREEN_CONTAINER_NAME": "train",
+            "GREEN_NODE_NAME": "gpu-node-1",
             "GREEN_REGION": "europe-north1",
             "GREEN_CARBON_INTENSITY": "31.5",
             "GREEN_CARBON_INTENSITY_FILE": "/etc/green/intensity.json",
@@ -42,6 +44,7 @@ def test_the_operator_contract_parses():
     )
     assert settings.power_limit_watts == 250.0
     assert (settings.job_name, settings.job_namespace, settings.pod_name) == ("resnet", "ml", "resnet-0-abc")
+    assert (settings.container_name, settings.node_name) == ("train", "gpu-node-1")
     assert settings.region == "europe-north1"
     assert settings.carbon_intensity == 31.5
     assert settings.carbon_intensity_file == Path("/etc/green/intensity.json")

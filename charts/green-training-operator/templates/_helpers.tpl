@@ -88,3 +88,31 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- join "|" $static }}
 {{- end }}
+
+{{/* The node agent: the trainer image, its own component label and ServiceAccount. */}}
+{{- define "gto.nodeAgent.name" -}}
+{{- printf "%s-node-agent" (include "gto.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "gto.nodeAgent.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "gto.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: node-agent
+{{- end }}
+
+{{- define "gto.nodeAgent.image" -}}
+{{- $img := .Values.nodeAgent.image }}
+{{- if $img.digest }}
+{{- printf "%s@%s" $img.repository $img.digest }}
+{{- else }}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "gto.nodeAgent.labels" -}}
+helm.sh/chart: {{ include "gto.chart" . }}
+{{ include "gto.nodeAgent.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: green-training
+{{- end }}

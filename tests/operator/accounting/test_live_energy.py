@@ -16,10 +16,13 @@ def answer(*series: tuple[str, str]) -> dict[str, Any]:
 
 
 def test_query_selects_the_job_by_namespace_and_name_and_escapes_quotes() -> None:
-    assert energy_query("ml", "resnet") == (
-        'sum by (meter) (greentraining_energy_joules_total{namespace="ml", job="resnet"})'
+    trainers = 'sum by (meter) (greentraining_energy_joules_total{pod_namespace="ml", greentraining_job="resnet"})'
+    agents = (
+        'label_replace(sum(greentraining_pod_gpu_energy_joules_total{pod_namespace="ml", greentraining_job="resnet"}),'
+        ' "meter", "node-agent", "", "")'
     )
-    assert 'job="a\\"b"' in energy_query("ml", 'a"b')
+    assert energy_query("ml", "resnet") == f"{trainers} or ({agents} unless on() {trainers})"
+    assert 'greentraining_job="a\\"b"' in energy_query("ml", 'a"b')
 
 
 def test_answers_sum_over_meters_and_empty_means_none() -> None:

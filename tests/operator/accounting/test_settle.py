@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from green_operator.accounting.reports import Refusal, Refused, TrainerReport, max_joules, read_report
-from green_operator.accounting.settle import Accounting, EnergyTotal, parse_report, total_energy
+from green_operator.accounting.settle import Accounting, EnergyTotal, parse_report, reportless_pods, total_energy
 from green_operator.metrics import OperatorMetrics
 
 
@@ -125,7 +125,7 @@ def test_a_refused_report_is_estimated_counted_and_labelled() -> None:
     absurd = report(1e15)  # 4 GPUs for an hour: at most 4 x 2 kW x 3660 s = 29 MJ
     pods = [pod("ok", term(report(1000.0))), pod("liar", term(absurd)), pod("huge", term("x" * 5000))]
     e = total_energy(pods, gpus_per_pod=4, estimate_watts=300)
-    assert [(p.pod, p.refused) for p in e.refusals] == [("liar", "AbsurdEnergy"), ("huge", "TooLarge")]
+    assert e.refusals == [("liar", "AbsurdEnergy"), ("huge", "TooLarge")]
     assert e.joules == pytest.approx(1000.0 + 2 * 4 * 300 * 3600)
     assert e.estimated_pods == 2
     acc = Accounting(e, intensity=100.0, baseline_intensity=200.0)
@@ -180,3 +180,11 @@ def test_emissions_arithmetic_is_consistent(joules: float, actual: float, baseli
     assert a.grams == pytest.approx(joules / 3.6e6 * actual)
     assert a.baseline_grams - a.saved_grams == pytest.approx(a.grams, rel=1e-9, abs=1e-6)
     assert (a.saved_grams > 0) == (a.baseline_grams > a.grams)
+
+
+def test_a_refused_report_is_the_node_agents_to_measure_and_stays_labelled() -> None:
+    liar = pod("liar", term(report(1e15)))
+    assert reportless_pods([pod("ok", term(report(10.0))), liar], gpus_per_pod=4) == ["liar"]
+    e = total_energy([liar], gpus_per_pod=4, estimate_watts=300, measured={"liar": 5000.0})
+    assert (e.joules, e.meter, e.estimated_pods) == (5000.0, "node-agent", 0)
+    assert e.refusals == [("liar", "AbsurdEnergy")]

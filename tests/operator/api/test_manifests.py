@@ -73,10 +73,12 @@ def test_trainer_env_comes_from_annotations_and_never_overrides_the_users() -> N
     pod = job()["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
     assert env["GREEN_REGION"] == {"name": "GREEN_REGION", "value": "mine"}
-    assert env["GREEN_GPU_POWER_LIMIT_WATTS"]["valueFrom"]["fieldRef"]["fieldPath"] == (
-        "metadata.annotations['greentraining.io/gpu-power-limit-watts']"
-    )
+    # The node agent applies the annotation; the wrapper is not asked to (it holds no privilege).
+    assert "GREEN_GPU_POWER_LIMIT_WATTS" not in env
     assert env["GREEN_JOB_NAME"] == {"name": "GREEN_JOB_NAME", "value": "resnet"}
+    # The trainer's metric labels: container_name, and Hostname (the node) to join dcgm-exporter's.
+    assert env["GREEN_CONTAINER_NAME"] == {"name": "GREEN_CONTAINER_NAME", "value": pod["containers"][0]["name"]}
+    assert env["GREEN_NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert pod["containers"][0]["ports"] == [{"name": "green-metrics", "containerPort": 9402, "protocol": "TCP"}]
     assert "ports" not in pod["containers"][1]
     assert TEMPLATE["spec"]["containers"][0]["env"] == [{"name": "GREEN_REGION", "value": "mine"}]  # input untouched
@@ -128,3 +130,12 @@ def test_power_capability_is_granted_only_when_asked_and_only_to_the_trainer() -
     assert sc["runAsNonRoot"] is False
     assert sc["capabilities"]["add"] == ["SETGID", "SETUID", "SYS_ADMIN"]
     assert "securityContext" not in granted["containers"][1]  # only the trainer's container
+
+
+def test_only_the_capability_fallback_asks_the_wrapper_to_set_the_limit() -> None:
+    pod = job(grant_power_capability=True)["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["GREEN_GPU_POWER_LIMIT_WATTS"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['greentraining.io/gpu-power-limit-watts']"
+    )
+    assert "SYS_ADMIN" in pod["containers"][0]["securityContext"]["capabilities"]["add"]

@@ -1,8 +1,11 @@
 """Prometheus metrics for one training pod, served from the sampler's latest snapshot.
 
-Names follow DESIGN section 9: `greentraining_` prefix, base units, counters end in `_total`. Per-GPU
-series carry dcgm-exporter's `gpu`, `UUID`-like `uuid` and `modelName`-like `model_name` labels so they
-join with DCGM_FI_DEV_POWER_USAGE (W) and DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ).
+Names follow DESIGN section 9: `greentraining_` prefix, base units, counters end in `_total`. The
+workload's labels are dcgm-exporter's legacy `pod_namespace`, `pod_name`, `container_name` plus the
+GreenTrainingJob as `greentraining_job`: none clashes with the `job`, `namespace`, `pod` and `instance`
+labels Prometheus puts on every target, so no honorLabels is needed. Per-GPU series add dcgm-exporter's
+`Hostname` (the node), `gpu`, `UUID` and `modelName`, so they join DCGM_FI_DEV_POWER_USAGE (W) and
+DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION (mJ), and the node agent's series.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from green_trainer.sampler import Snapshot
 
 log = logging.getLogger(__name__)
 
-JOB_LABELS = ("namespace", "job", "pod")
-GPU_LABELS = (*JOB_LABELS, "gpu", "uuid", "model_name")
+JOB_LABELS = ("pod_namespace", "pod_name", "container_name", "greentraining_job")
+GPU_LABELS = (*JOB_LABELS, "Hostname", "gpu", "UUID", "modelName")
 
 
 @dataclass(frozen=True)
@@ -33,10 +36,12 @@ class Identity:
     job: str
     pod: str
     region: str
+    container: str = ""
+    node: str = ""
 
     @property
     def values(self) -> list[str]:
-        return [self.namespace, self.job, self.pod]
+        return [self.namespace, self.pod, self.container, self.job]
 
 
 def metric_families(
@@ -57,7 +62,7 @@ def metric_families(
         "greentraining_gpu_utilization_ratio", "GPU busy fraction, 0-1 (NVML).", labels=GPU_LABELS
     )
     for gpu in snapshot.gpus:
-        labels = [*job, str(gpu.index), gpu.uuid, gpu.model]
+        labels = [*job, identity.node, str(gpu.index), gpu.uuid, gpu.model]
         gpu_energy.add_metric([*labels, gpu.meter.value], gpu.energy_joules)
         if gpu.power_watts is not None:
             power.add_metric(labels, gpu.power_watts)

@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from green_trainer.devices import Enumerated, Selection, select_devices
@@ -52,6 +54,23 @@ def load_pynvml() -> NvmlApi | None:
         log.info("NVML not available (%s): no GPU metering", err)
         return None
     api: NvmlApi = pynvml
+    return api
+
+
+def load_nvml(environ: Mapping[str, str]) -> NvmlApi | None:
+    """The fake NVML of a file when GREEN_FAKE_NVML_STATE names one (tests, benchmarks), else pynvml."""
+    fake = environ.get("GREEN_FAKE_NVML_STATE", "").strip()
+    if not fake:
+        return load_pynvml()
+    from green_trainer.fake_nvml import FileNvml  # only tests and benchmarks get here
+
+    log.warning("using the FAKE NVML of %s (GREEN_FAKE_NVML_STATE): no real GPU is read or changed", fake)
+    api: NvmlApi = FileNvml(Path(fake))
+    try:
+        api.nvmlInit()
+    except OSError as err:
+        log.error("fake NVML state %s unreadable (%s)", fake, err)
+        return None
     return api
 
 

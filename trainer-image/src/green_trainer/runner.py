@@ -97,7 +97,14 @@ def _serve_metrics(
     carbon: CarbonIntensity,
     stack: ExitStack,
 ) -> None:
-    identity = Identity(settings.job_namespace, settings.job_name, settings.pod_name, settings.region)
+    identity = Identity(
+        settings.job_namespace,
+        settings.job_name,
+        settings.pod_name,
+        settings.region,
+        container=settings.container_name,
+        node=settings.node_name,
+    )
     collector = SnapshotCollector(sampler.snapshot, identity, limit, lambda: carbon.source)
     try:
         with signals_blocked():

@@ -37,6 +37,8 @@ class Settings:
     job_name: str = ""
     job_namespace: str = ""
     pod_name: str = ""
+    container_name: str = ""
+    node_name: str = ""
     region: str = ""
     carbon_intensity: float | None = None
     carbon_intensity_file: Path | None = None
@@ -118,6 +120,8 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         job_name=_text(env, "GREEN_JOB_NAME"),
         job_namespace=_text(env, "GREEN_JOB_NAMESPACE"),
         pod_name=_text(env, "GREEN_POD_NAME"),
+        container_name=_text(env, "GREEN_CONTAINER_NAME"),
+        node_name=_text(env, "GREEN_NODE_NAME"),
         region=_text(env, "GREEN_REGION"),
         carbon_intensity=_float(env, "GREEN_CARBON_INTENSITY", low=0.0, high=1e5, example="350.5 (gCO2eq/kWh)"),
         carbon_intensity_file=_optional_path(env, "GREEN_CARBON_INTENSITY_FILE"),

@@ -1,8 +1,9 @@
 """Energy of a running job, read from the trainers' metrics in Prometheus (when one is configured).
 
-The trainers export `greentraining_energy_joules_total{namespace, job, pod, meter}` (job = the
-GreenTrainingJob's name); the operator sums it per meter while the job runs, so status shows energy
-before the job ends. The final figures always come from the trainers' exit reports. Pure: the
+The trainers export `greentraining_energy_joules_total{pod_namespace, greentraining_job, pod_name, meter}`;
+the operator sums it per meter while the job runs, so status shows energy before the job ends. Where
+no trainer runs (a user's own image), the GPU node agent's per-pod series stand in, as meter
+`node-agent`. The final figures come from the trainers' exit reports, or the node agent's. Pure: the
 controller's driver does the HTTP (`energy_query`, then `parse_energy` on the answer).
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 METRIC = "greentraining_energy_joules_total"
+NODE_AGENT_METRIC = "greentraining_pod_gpu_energy_joules_total"
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,11 @@ def energy_query(namespace: str, job: str) -> str:
     def q(v: str) -> str:
         return v.replace("\\", "\\\\").replace('"', '\\"')
 
-    return f'sum by (meter) ({METRIC}{{namespace="{q(namespace)}", job="{q(job)}"}})'
+    selector = f'{{pod_namespace="{q(namespace)}", greentraining_job="{q(job)}"}}'
+    trainers = f"sum by (meter) ({METRIC}{selector})"
+    agents = f'label_replace(sum({NODE_AGENT_METRIC}{selector}), "meter", "node-agent", "", "")'
+    # The node agents' figure only where no trainer reports: never both for one job.
+    return f"{trainers} or ({agents} unless on() {trainers})"
 
 
 def parse_energy(doc: Mapping[str, Any]) -> LiveEnergy | None:

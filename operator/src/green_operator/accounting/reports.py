@@ -97,6 +97,8 @@ def read_report(message: object, limit_joules: float) -> TrainerReport | Refused
         )
     meter = doc.get("meter")
     limit = doc.get("powerLimit")
+    if isinstance(limit, Mapping) and limit.get("code") == "NotRequested":
+        limit = None  # the wrapper was not asked (the node agent sets limits): it knows nothing of one
     applied = limit.get("applied") if isinstance(limit, Mapping) else None
     reason = limit.get("reason") if isinstance(limit, Mapping) else None
     return TrainerReport(

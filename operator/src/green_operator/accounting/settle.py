@@ -5,8 +5,10 @@ fetches the intensity of the two windows `accounting_windows` names, and `settle
 
 - Energy: the sum over pods (and over each pod's previous container attempt) of the trainer's
   report (its termination message). A pod without a report (OOMKilled, evicted, a trainer-less
-  image), or whose report is refused (reports.py: too large, bad JSON, negative, NaN or absurd
-  energy), is estimated as GPUs x power limit (or the default draw) x its runtime, and says so.
+  image) takes the GPU node agent's measurement of it (meter `node-agent`, node_agent.py) where
+  Prometheus has one, else it is estimated as GPUs x power limit (or the default draw) x its
+  runtime, and says so. A report that cannot be believed (reports.py: too large, bad JSON,
+  negative, NaN or absurd energy) is refused, labelled, and its attempt counts as reportless.
 - Emissions: energy x the region's mean intensity over the actual run (history from the carbon
   service, with its usual fallbacks and labels).
 - Baseline: the same energy at the baseline's place and time, i.e. where and when a carbon-blind
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 
 JOULES_PER_KWH = 3.6e6
 ESTIMATE = "estimate"
+NODE_AGENT = "node-agent"  # the GPU node agent's per-pod measurement (node_agent.METER)
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,8 @@ class PodEnergy:
     estimated: bool
     power_applied: bool | None = None
     power_reason: str = ""
-    refused: str = ""
-    """Why its report was refused (a reports.Refusal), when it was; its energy is then estimated."""
+    refused: tuple[str, ...] = ()
+    """Why its attempts' reports were refused (reports.Refusal values); they count as reportless."""
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,9 @@ class EnergyTotal:
     pods: tuple[PodEnergy, ...] = field(default=())
 
     @property
-    def refusals(self) -> list[PodEnergy]:
-        """Pod attempts whose trainer report was refused."""
-        return [p for p in self.pods if p.refused]
+    def refusals(self) -> list[tuple[str, str]]:
+        """(pod, reason) for every attempt whose trainer report was refused."""
+        return [(p.pod, reason) for p in self.pods for reason in p.refused]
 
     @property
     def kwh(self) -> float:
@@ -92,35 +95,82 @@ def _runtime(term: Mapping[str, Any]) -> timedelta | None:
         return None
 
 
-def pod_energy(pod: Mapping[str, Any], gpus_per_pod: int, estimate_watts: float) -> list[PodEnergy]:
+def _read(term: Mapping[str, Any], gpus_per_pod: int) -> TrainerReport | Refused | None:
+    runtime = _runtime(term)
+    return read_report(term.get("message"), max_joules(gpus_per_pod, runtime.total_seconds() if runtime else None))
+
+
+def reportless_pods(pods: Iterable[Mapping[str, Any]], gpus_per_pod: int = 0) -> list[str]:
+    """Pods with an ended container attempt that left no trainer report, or one refused: the node
+    agent's to measure. `gpus_per_pod` bounds believable energy (0: as for one GPU, the strictest)."""
+    return [
+        str((pod.get("metadata") or {}).get("name", ""))
+        for pod in pods
+        if any(not isinstance(_read(t, gpus_per_pod), TrainerReport) for t in _terminations(pod))
+    ]
+
+
+def _reported(name: str, report: TrainerReport) -> PodEnergy:
+    return PodEnergy(
+        name,
+        report.joules,
+        report.meter,
+        estimated=report.meter == ESTIMATE,
+        power_applied=report.power_applied,
+        power_reason=report.power_reason,
+    )
+
+
+def pod_energy(
+    pod: Mapping[str, Any], gpus_per_pod: int, estimate_watts: float, measured: float | None = None
+) -> list[PodEnergy]:
+    """The pod's attempts; `measured` is the node agent's figure for the whole pod, when there is one."""
     name = str((pod.get("metadata") or {}).get("name", ""))
-    out: list[PodEnergy] = []
+    reported: list[PodEnergy] = []
+    reportless: list[Mapping[str, Any]] = []
+    refused: list[str] = []
     for term in _terminations(pod):
-        runtime = _runtime(term)
-        seconds = runtime.total_seconds() if runtime is not None else None
-        found = read_report(term.get("message"), max_joules(gpus_per_pod, seconds))
+        found = _read(term, gpus_per_pod)
         if isinstance(found, TrainerReport):
-            out.append(
-                PodEnergy(
-                    name,
-                    found.joules,
-                    found.meter,
-                    estimated=found.meter == ESTIMATE,
-                    power_applied=found.power_applied,
-                    power_reason=found.power_reason,
-                )
-            )
-        else:
-            # No report, or one refused: GPUs x the power limit (or default draw) x the attempt's runtime.
-            estimate = max(gpus_per_pod, 1) * estimate_watts * max(seconds or 0.0, 0.0)
-            refused = found.reason.value if isinstance(found, Refused) else ""
-            out.append(PodEnergy(name, estimate, ESTIMATE, True, refused=refused))
-    # A pod with no ended container never ran its command (evicted while pending): nothing to count.
-    return out
+            reported.append(_reported(name, found))
+            continue
+        reportless.append(term)
+        if isinstance(found, Refused):
+            refused.append(found.reason.value)
+    if not reportless:
+        # A pod with no ended container never ran its command (evicted while pending): nothing to count.
+        return reported
+    labels = tuple(refused)
+    if measured is not None:
+        # The agent measured every attempt; the reports cover some: the rest is the reportless ones'.
+        rest = max(measured - sum(p.joules for p in reported), 0.0)
+        return [*reported, PodEnergy(name, rest, NODE_AGENT, False, refused=labels)]
+    watts = max(gpus_per_pod, 1) * estimate_watts
+    estimates = [PodEnergy(name, watts * _seconds(t), ESTIMATE, True) for t in reportless]
+    estimates[0] = replace(estimates[0], refused=labels)
+    return [*reported, *estimates]
 
 
-def total_energy(pods: Iterable[Mapping[str, Any]], gpus_per_pod: int, estimate_watts: float) -> EnergyTotal:
-    parts = tuple(p for pod in pods for p in pod_energy(pod, gpus_per_pod, estimate_watts))
+def _seconds(term: Mapping[str, Any]) -> float:
+    runtime = _runtime(term)
+    return max(runtime.total_seconds(), 0.0) if runtime is not None else 0.0
+
+
+def total_energy(
+    pods: Iterable[Mapping[str, Any]],
+    gpus_per_pod: int,
+    estimate_watts: float,
+    measured: Mapping[str, float] | None = None,
+) -> EnergyTotal:
+    """`measured`: the node agent's joules by pod name (node_agent.parse_pod_energy), for reportless pods."""
+    got = measured or {}
+    parts = tuple(
+        p
+        for pod in pods
+        for p in pod_energy(
+            pod, gpus_per_pod, estimate_watts, got.get(str((pod.get("metadata") or {}).get("name", "")))
+        )
+    )
     meters = sorted({p.meter for p in parts})
     meter = meters[0] if len(meters) == 1 else (f"mixed({','.join(meters)})" if meters else "none")
     applied = [p.power_applied for p in parts if p.power_applied is not None]
@@ -191,9 +241,7 @@ class Accounting:
         est = f", {self.energy.estimated_pods} pod(s) estimated" if self.energy.estimated_pods else ""
         refused = self.energy.refusals
         if refused:
-            est += f"; refused {len(refused)} trainer report(s): " + ", ".join(
-                f"{p.pod} ({p.refused})" for p in refused
-            )
+            est += f"; refused {len(refused)} trainer report(s): " + ", ".join(f"{pod} ({why})" for pod, why in refused)
         return (
             f"{phase}: used {self.energy.kwh:.3f} kWh ({self.energy.meter}{est}), emitted {self.grams:.1f} g CO2eq "
             f"at {self.intensity:.0f} g/kWh; saved {saved} against running immediately"
@@ -206,8 +254,8 @@ class Accounting:
         else:
             metrics.excess_grams.labels(namespace, region).inc(-self.saved_grams)
         metrics.energy_joules.labels(namespace, region, self.energy.meter).inc(max(self.energy.joules, 0.0))
-        for p in self.energy.refusals:
-            metrics.reports_refused.labels(namespace, p.refused).inc()
+        for _, reason in self.energy.refusals:
+            metrics.reports_refused.labels(namespace, reason).inc()
 
 
 @dataclass(frozen=True)

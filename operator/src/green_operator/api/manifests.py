@@ -63,10 +63,11 @@ def _annotation_env(name: str, annotation: str) -> dict[str, Any]:
 
 
 def power_limit_security_context(current: Mapping[str, Any]) -> dict[str, Any]:
-    """What the trainer wrapper needs to set a GPU power limit through NVML: CAP_SYS_ADMIN, which
-    Kubernetes only grants to a root process. The wrapper starts the training itself as its image's
-    unprivileged user (GREEN_CHILD_USER) and restores the limit on exit; SETUID/SETGID stay so it can.
-    Opt-in per operator (`operator.grantPowerLimitCapability`), since it runs the wrapper as root."""
+    """The fallback where the GPU node agent cannot run: what the trainer wrapper needs to set the limit
+    itself through NVML, CAP_SYS_ADMIN, which Kubernetes only grants to a root process. The wrapper starts
+    the training as its image's unprivileged user (GREEN_CHILD_USER) and restores the limit on exit;
+    SETUID/SETGID stay so it can. Opt-in per operator (`operator.grantPowerLimitCapability`): such a pod
+    fails Pod Security `baseline` and `restricted`. With the node agent, leave it off."""
     sc = copy.deepcopy(dict(current))
     caps = sc.setdefault("capabilities", {})
     caps["add"] = sorted({*(caps.get("add") or []), "SYS_ADMIN", "SETUID", "SETGID"})
@@ -75,14 +76,19 @@ def power_limit_security_context(current: Mapping[str, Any]) -> dict[str, Any]:
     return sc
 
 
-def trainer_env(gtj_name: str, metrics_port: int) -> list[dict[str, Any]]:
-    """The trainer wrapper's contract (trainer-image/README.md)."""
+def trainer_env(gtj_name: str, metrics_port: int, sets_power_limit: bool = False) -> list[dict[str, Any]]:
+    """The trainer wrapper's contract (trainer-image/README.md). The GPU node agent sets the power limit
+    from the pod's annotation; the wrapper gets it only in the capability fallback (`sets_power_limit`),
+    since without CAP_SYS_ADMIN it could only report the limit as not applied."""
+    limit = [_annotation_env("GREEN_GPU_POWER_LIMIT_WATTS", ANN_POWER_LIMIT)] if sets_power_limit else []
     return [
         {"name": "GREEN_JOB_NAME", "value": gtj_name},
         {"name": "GREEN_JOB_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "GREEN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # The Hostname label of per-GPU series: the node, as dcgm-exporter and the node agent name it.
+        {"name": "GREEN_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         _annotation_env("GREEN_REGION", ANN_REGION),
-        _annotation_env("GREEN_GPU_POWER_LIMIT_WATTS", ANN_POWER_LIMIT),
+        *limit,
         _annotation_env("GREEN_CARBON_INTENSITY", ANN_INTENSITY),
         {"name": "GREEN_METRICS_PORT", "value": str(metrics_port)},
     ]
@@ -117,10 +123,11 @@ def build_job(
     spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **node_selector}
     if tolerations:
         spec["tolerations"] = [*(spec.get("tolerations") or []), *map(dict, tolerations)]
-    env = trainer_env(gtj_name, metrics_port)
+    env = trainer_env(gtj_name, metrics_port, sets_power_limit=grant_power_capability)
     for i, container in enumerate(spec.get("containers") or []):
         own = {e.get("name") for e in container.get("env") or []}
-        container["env"] = [*(container.get("env") or []), *(e for e in env if e["name"] not in own)]
+        mine = [*env, {"name": "GREEN_CONTAINER_NAME", "value": str(container.get("name", ""))}]
+        container["env"] = [*(container.get("env") or []), *(e for e in mine if e["name"] not in own)]
         if i == 0 and grant_power_capability:
             container["securityContext"] = power_limit_security_context(container.get("securityContext") or {})
         ports = container.get("ports") or []

@@ -18,7 +18,8 @@ from typing import Any
 import aiohttp
 
 from green_operator.accounting.live_energy import LiveEnergy, energy_query, parse_energy
-from green_operator.accounting.settle import accounting_windows, total_energy
+from green_operator.accounting.node_agent import parse_pod_energy, pod_energy_query
+from green_operator.accounting.settle import accounting_windows, reportless_pods, total_energy
 from green_operator.api.manifests import job_name
 from green_operator.api.phase import Phase
 from green_operator.api.spec import TrainingJobSpec
@@ -38,6 +39,8 @@ from .reconcile import needs, observe_spec, reconcile
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 SHUTDOWN_GRACE = 10.0
 MAX_SLEEP = 3600.0
+# The node agent keeps an ended pod's series this long (node_agent.energy linger) for the last scrape.
+NODE_AGENT_LINGER_SECONDS = 600
 log = logging.getLogger(__name__)
 
 
@@ -265,7 +268,7 @@ class Controller:
         pods = await self.kube.list_pods(meta.namespace, f"job-name={job_name(meta.name)}") if child else []
         limit = (status.get("power") or {}).get("gpuPowerLimitWatts")
         watts = float(limit) if limit else self.config.planner.default_gpu_watts
-        energy = total_energy(pods, spec.gpus_per_pod, watts)
+        energy = total_energy(pods, spec.gpus_per_pod, watts, await self._node_agent_energy(meta, spec, pods, child))
         windows = accounting_windows(
             status, child.start_time if child else None, child.completion_time if child else None, spec.regions[0], now
         )
@@ -275,19 +278,40 @@ class Controller:
         baseline = await get(b.region, b.start, b.end)
         return AccountingInputs(energy, windows, actual, baseline)
 
+    async def _node_agent_energy(
+        self, meta: JobMeta, spec: TrainingJobSpec, pods: list[JsonDict], child: ChildState | None
+    ) -> dict[str, float]:
+        """The node agent's joules for pods that left no trainer report; {} without Prometheus or data."""
+        missing = reportless_pods(pods, spec.gpus_per_pod)
+        if not missing or self.config.prometheus_url is None:
+            return {}
+        now = utcnow()
+        start = child.start_time if child is not None and child.start_time is not None else None
+        # The whole run, plus the agent's linger after the pod ended; a day when the start is unknown.
+        window = (now - start).total_seconds() + NODE_AGENT_LINGER_SECONDS if start else 86_400
+        doc, error = await self._prometheus(pod_energy_query(meta.namespace, missing, int(window)))
+        if doc is None:
+            log.warning("node agent energy of %s/%s not read (%s); estimating", meta.namespace, meta.name, error)
+            return {}
+        return parse_pod_energy(doc)
+
     async def _live_energy(self, meta: JobMeta) -> tuple[LiveEnergy | None, str | None]:
         """The running job's energy so far from Prometheus, or why it could not be read. Best effort:
         a slow or dead Prometheus costs one 5-second timeout per poll and blocks nothing else."""
+        doc, error = await self._prometheus(energy_query(meta.namespace, meta.name))
+        return (parse_energy(doc) if doc is not None else None), error
+
+    async def _prometheus(self, query: str) -> tuple[Mapping[str, Any] | None, str | None]:
+        """One instant query's answer, or why there is none."""
         url = self.config.prometheus_url
         assert url is not None
         if self._http is None:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
         try:
-            async with self._http.get(
-                f"{url.rstrip('/')}/api/v1/query", params={"query": energy_query(meta.namespace, meta.name)}
-            ) as resp:
+            async with self._http.get(f"{url.rstrip('/')}/api/v1/query", params={"query": query}) as resp:
                 resp.raise_for_status()
-                return parse_energy(await resp.json()), None
+                doc: Mapping[str, Any] = await resp.json()
+                return doc, None
         except TimeoutError:
             return None, f"no answer from {url} within 5s"
         except (aiohttp.ClientError, ValueError) as exc:

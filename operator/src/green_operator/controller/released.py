@@ -98,8 +98,8 @@ def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> lis
     region = str(o.status.get("region") or "")
     reason = Reason.JOB_SUCCEEDED if phase is Phase.SUCCEEDED else Reason.JOB_FAILED
     refused = [
-        Emit(Reason.REPORT_REFUSED, f"pod {p.pod}: trainer report refused ({p.refused}); its energy is estimated", True)
-        for p in inputs.energy.refusals
+        Emit(Reason.REPORT_REFUSED, f"pod {pod}: trainer report refused ({why}); counted as reportless", True)
+        for pod, why in inputs.energy.refusals
     ]
     return [
         WriteStatus(patch),
