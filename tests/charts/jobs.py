@@ -30,9 +30,11 @@ def gtj(
     deadline: str | None = None,
     regions: list[str] | None = None,
     annotations: Mapping[str, str] | None = None,
+    parallelism: int = 1,
 ) -> dict[str, Any]:
     schedule = {"deadline": deadline} if deadline else {"maxDelay": max_delay}
     spec: dict[str, Any] = {
+        "parallelism": parallelism,
         "estimatedDuration": duration,
         "schedule": schedule,
         "template": {

@@ -65,6 +65,7 @@ NAMESPACED_RULES = {
     ("greentraining.io", "greentrainingjobs/status"): {"get", "patch"},
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list"},
+    ("", "services"): {"get", "create"},
     ("", "events"): {"create"},
 }
 # Capacity is counted cluster-wide (every job's and GPU pod's GPUs), in every RBAC mode.

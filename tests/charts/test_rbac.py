@@ -111,6 +111,8 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
             jobs.gtj("train", regions=["europe-west3"], annotations={jobs.TERMINATION_MESSAGE: report}),
             # Deferred to a cleaner window, or (if now is the cleanest) running for a minute.
             jobs.gtj("later", duration="1h", max_delay="24h", annotations={jobs.RUN_FOR: "60s"}),
+            # Two pods: the headless Service for their rendezvous (services create).
+            jobs.gtj("pair", regions=["europe-west3"], parallelism=2),
         )
         done = jobs.wait_phase(ns, "train", "Succeeded")
         # Planned (greentrainingjobs get/watch, nodes index), Job created and watched (batch jobs),
@@ -121,6 +123,9 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
         assert done["emissions"]["grams"] > 0
         job = yaml.safe_load(kubectl("-n", ns, "get", "job", done["jobName"], "-o", "yaml").stdout)
         assert job["status"]["succeeded"] == 1
+        jobs.wait_phase(ns, "pair", "Succeeded")
+        service = yaml.safe_load(kubectl("-n", ns, "get", "service", "pair", "-o", "yaml").stdout)
+        assert service["spec"]["clusterIP"] == "None"
         # The operator writes only status: no finalizer, no annotations on the resource itself.
         jobs.wait_phase(ns, "later", {"Deferred", "Running"})
         later = jobs.get(ns, "later")
@@ -157,6 +162,8 @@ ALLOWED = [
     ("patch", "jobs.batch"),
     ("delete", "jobs.batch"),
     ("list", "pods"),
+    ("create", "services"),
+    ("get", "services"),
     ("create", "events"),
     ("list", "nodes"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
@@ -195,6 +202,9 @@ REFUSED = [
     ("impersonate", "users"),
     ("impersonate", "serviceaccounts"),
     ("delete", "events"),
+    ("delete", "services"),
+    ("patch", "services"),
+    ("list", "services"),
 ]
 
 

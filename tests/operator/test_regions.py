@@ -63,3 +63,15 @@ def test_forecast_is_time_weighted_onto_slots_and_gaps_are_filled_not_zeroed() -
     assert f.intensity[1] == pytest.approx((10 * 100 + 10 * 300) / 20)
     assert f.intensity[2] == pytest.approx(300.0)
     assert f.intensity[3:] == [pytest.approx(300.0)] * 3  # past the series: the last value, never zero
+
+
+def test_node_capacity_counts_amd_gpus_and_never_mig_instances() -> None:
+    def node(alloc: dict[str, str], product: str = "") -> NodeInfo:
+        labels = {"nvidia.com/gpu.product": product} if product else {}
+        return node_info({"metadata": {"name": "n", "labels": labels}, "status": {"allocatable": alloc}})
+
+    assert node({"amd.com/gpu": "8"}).allocatable_gpus == 8
+    assert node({"nvidia.com/gpu": "4", "nvidia.com/mig-1g.5gb": "7"}).allocatable_gpus == 4
+    # MIG strategy `single` exposes instances as nvidia.com/gpu: not whole GPUs.
+    assert node({"nvidia.com/gpu": "7"}, "A100-SXM4-40GB-MIG-1g.5gb").allocatable_gpus == 0
+    assert node({"nvidia.com/gpu": "8"}, "NVIDIA-H100-80GB-HBM3").allocatable_gpus == 8

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from green_operator.api.spec import GPU_RESOURCES
 from green_operator.carbon.provider import ForecastResult
 from green_operator.planner import RegionForecast
 
-GPU_RESOURCE = "nvidia.com/gpu"
+# Capacity counts whole physical GPUs, as jobs do (api.spec). MIG instances (`nvidia.com/mig-*`) are
+# not capacity: jobs that ask for them are refused.
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+MIG_PRODUCT_MARK = "-MIG-"
+"""GPU feature discovery's product label on a node whose MIG strategy `single` exposes MIG instances
+as nvidia.com/gpu (e.g. A100-SXM4-40GB-MIG-1g.5gb): those are not whole GPUs either."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +55,14 @@ def node_info(body: Mapping[str, object]) -> NodeInfo:
     assert isinstance(spec, Mapping)
     alloc = status.get("allocatable") or {}
     assert isinstance(alloc, Mapping)
-    try:
-        gpus = int(str(alloc.get(GPU_RESOURCE, "0")))
-    except ValueError:
-        gpus = 0
     labels = meta.get("labels") or {}
     assert isinstance(labels, Mapping)
+    gpus = 0
+    for resource in GPU_RESOURCES:
+        with contextlib.suppress(ValueError):
+            gpus += int(str(alloc.get(resource, "0")))
+    if MIG_PRODUCT_MARK in str(labels.get(GPU_PRODUCT_LABEL, "")):
+        gpus = 0
     return NodeInfo(str(meta.get("name")), dict(labels), gpus, not bool(spec.get("unschedulable")))
 
 

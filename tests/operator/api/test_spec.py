@@ -111,3 +111,89 @@ def test_cpu_only_job_is_planned_as_one_device() -> None:
     s = parsed(template={"spec": {"containers": [{"name": "t"}]}})
     assert s.gpus == 1  # the one rule: a CPU-only pod is planned and booked as one device
     assert s.request(datetime(2026, 11, 25, 10, tzinfo=UTC)).gpus == 1
+
+
+# -- GPUs beyond nvidia.com/gpu, multi-pod names, the Job fields, labels -------------------------
+
+
+def _containers(*limits: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {"containers": [{"name": f"c{i}", "resources": {"limits": lim}} for i, lim in enumerate(limits)]}}
+
+
+def test_amd_gpus_count_as_whole_gpus() -> None:
+    assert gpus_in_template(_containers({"amd.com/gpu": 2}, {"nvidia.com/gpu": 1})) == 3
+    assert parsed(template=_containers({"amd.com/gpu": 8})).gpus == 8
+
+
+def test_mig_instances_are_refused_naming_the_resource_and_the_fix() -> None:
+    out = parse_spec(body(template=_containers({"nvidia.com/mig-1g.5gb": 1})), REGIONS)
+    assert isinstance(out, list)
+    (problem,) = out
+    assert problem.field == "spec.template.spec.containers[].resources.limits"
+    assert "nvidia.com/mig-1g.5gb" in problem.message
+    assert "nvidia.com/gpu" in problem.message
+
+
+def _problems(b: dict[str, Any]) -> list[SpecProblem]:
+    out = parse_spec(b, REGIONS)
+    assert isinstance(out, list), out
+    return out
+
+
+def test_a_multi_pod_job_needs_a_host_name_friendly_name_and_no_hostname() -> None:
+    ok = body(parallelism=10)
+    ok["metadata"]["name"] = "a" * 61  # a...a-9 is 63 characters
+    assert isinstance(parse_spec(ok, REGIONS), TrainingJobSpec)
+    long = body(parallelism=11)
+    long["metadata"]["name"] = "a" * 61
+    assert [p.field for p in _problems(long)] == ["metadata.name"]
+    dotted = body(parallelism=2)
+    dotted["metadata"]["name"] = "my.job"
+    assert "starts with a letter" in _problems(dotted)[0].message
+    single = body()
+    single["metadata"]["name"] = "my.job"  # no Service, no host names: any object name
+    assert isinstance(parse_spec(single, REGIONS), TrainingJobSpec)
+    template = _containers({"nvidia.com/gpu": 1})
+    template["spec"]["hostname"] = "trainer"
+    assert [p.field for p in _problems(body(parallelism=2, template=template))] == ["spec.template.spec.hostname"]
+
+
+def test_job_fields_are_parsed_and_checked_as_the_crd_does() -> None:
+    s = parsed(parallelism=4, job={"ttlSecondsAfterFinished": 60, "backoffLimitPerIndex": 1, "maxFailedIndexes": 2})
+    assert s.job.ttl_seconds_after_finished == 60
+    assert s.job.per_index
+    fields = [p.field for p in _problems(body(parallelism=2, job={"maxFailedIndexes": 3}))]
+    assert fields == ["spec.job.maxFailedIndexes", "spec.job.maxFailedIndexes"]
+    fail_index = {
+        "podFailurePolicy": {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [3]}}]}
+    }
+    assert [p.field for p in _problems(body(job=fail_index))] == ["spec.job.podFailurePolicy"]
+    assert [p.field for p in _problems(body(job={"activeDeadlineSeconds": 0}))] == ["spec.job.activeDeadlineSeconds"]
+
+
+def test_an_active_deadline_shorter_than_the_estimate_is_refused() -> None:
+    (problem,) = _problems(body(estimatedDuration="2h", job={"activeDeadlineSeconds": 3600}))
+    assert problem.field == "spec.estimatedDuration"
+    assert "activeDeadlineSeconds" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("deadline", "requested", "allowed"),
+    [(7200 * 1.05, 10.0, 5.0), (7200 * 1.5, 10.0, 10.0), (7200, 10.0, 0.0), (None, 10.0, 10.0)],
+)
+def test_an_active_deadline_caps_the_slowdown_an_auto_power_limit_may_cause(
+    deadline: float | None, requested: float, allowed: float
+) -> None:
+    job = {"activeDeadlineSeconds": int(deadline)} if deadline else None
+    s = parsed(estimatedDuration="2h", power={"policy": "Auto", "maxSlowdownPercent": requested}, job=job)
+    assert s.power.max_slowdown_percent == pytest.approx(allowed)
+
+
+def test_labels_and_annotations_are_filtered_for_the_child() -> None:
+    b = body()
+    b["metadata"]["labels"] = {"team": "nlp", "kueue.x-k8s.io/queue-name": "q", "greentraining.io/x": "1"}
+    b["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": "{}", "note": "n"}
+    s = parse_spec(b, REGIONS)
+    assert isinstance(s, TrainingJobSpec)
+    assert s.labels == {"team": "nlp"}
+    assert s.annotations == {"note": "n"}

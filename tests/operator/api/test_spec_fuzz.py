@@ -22,6 +22,13 @@ VALID: dict[str, Any] = {
     "placement": {"regions": ["europe-west3"]},
     "power": {"policy": "Fixed", "gpuPowerLimitWatts": 250, "maxSlowdownPercent": 10},
     "template": {"spec": {"containers": [{"name": "t", "resources": {"limits": {"nvidia.com/gpu": 2}}}]}},
+    "job": {
+        "ttlSecondsAfterFinished": 3600,
+        "activeDeadlineSeconds": 86400,
+        "backoffLimitPerIndex": 1,
+        "maxFailedIndexes": 1,
+        "podFailurePolicy": {"rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [42]}}]},
+    },
 }
 durations = st.from_regex(r"\A-?[0-9]{1,25}(\.[0-9]{0,3})?(ns|us|ms|s|m|h|d)?\Z") | st.text(max_size=12)
 edits = st.fixed_dictionaries(

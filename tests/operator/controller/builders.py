@@ -22,6 +22,7 @@ from green_operator.controller.observed import (
     Observed,
     PodsSummary,
     RegionData,
+    ServiceState,
     Settings,
     child_state,
 )
@@ -248,6 +249,7 @@ def observed(
     pods: PodsSummary | None = None,
     accounting: AccountingInputs | None = None,
     settings: Settings = SETTINGS,
+    service: ServiceState | None = None,
 ) -> Observed:
     meta = JobMeta.of(b)
     return Observed(
@@ -261,6 +263,7 @@ def observed(
         forecasts=data if data is not None else forecasts(now),
         pods=pods or PodsSummary(),
         accounting=accounting,
+        service=service,
     )
 
 

@@ -283,7 +283,15 @@ def test_spec_edit_while_deferred_replans_and_deletion_cleans_up(
     job = client.BatchV1Api().read_namespaced_job(st["jobName"], namespace)
     assert job.spec.template.spec.node_selector == {"topology.kubernetes.io/region": target}
     assert job.spec.template.metadata.annotations["greentraining.io/region"] == target
-    assert job.spec.suspend is True or st["phase"] != "Deferred"
+
+    def consistent() -> bool:
+        # A Deferred job's child is suspended; a released one's is not. Read both again until one
+        # snapshot agrees: the executor unsuspends the child and then writes the status, and a
+        # release may fall between two reads.
+        suspended = client.BatchV1Api().read_namespaced_job(st["jobName"], namespace).spec.suspend is True
+        return suspended == (status(namespace, "editable").get("phase") == "Deferred")
+
+    wait_for(consistent, timeout=30, message="the child's suspend to match the phase")
 
     client.CustomObjectsApi().delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "editable")
     wait_for(

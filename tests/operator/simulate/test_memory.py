@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from green_operator.controller.actions import (
     Book,
     CreateChild,
+    CreateService,
     Emit,
     PatchChild,
     RecordRelease,
@@ -73,3 +74,19 @@ def test_actions_apply_in_order_and_a_second_create_stops_the_batch() -> None:
     out = api.execute(meta, [CreateChild({"spec": {}}), WriteStatus({"phase": "Running"}), Requeue(60.0)])
     assert out.requeue == 0.0  # a 409: look again at the child as it is
     assert api.status(KEY) == {"phase": "Deferred"}
+
+
+def test_a_multi_pod_jobs_service_is_kept_once_and_observed_as_ours() -> None:
+    api = _executor([])
+    meta = JobMeta.of(api.bodies[KEY])
+    assert api.service(KEY, meta.uid) is None
+    owner = {"uid": meta.uid, "controller": True}
+    svc = {"metadata": {"name": "x", "ownerReferences": [owner]}, "spec": {"clusterIP": "None"}}
+    out = api.execute(meta, [CreateService(svc), WriteStatus({"phase": "Deferred"}), Requeue(1.0)])
+    assert out.status_written  # created, the batch goes on
+    out = api.execute(meta, [CreateService({"metadata": {"name": "other"}}), Requeue(1.0)])
+    assert out.requeue == 1.0  # already there: adopted, not replaced
+    assert api.services[KEY]["metadata"]["name"] == "x"
+    state = api.service(KEY, meta.uid)
+    assert state is not None
+    assert state.owned

@@ -13,6 +13,9 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .job_fields import JobFields
+from .rendezvous import build_service, host_name_fits, rendezvous_env
+
 GROUP = "greentraining.io"
 VERSION = "v1alpha1"
 PLURAL = "greentrainingjobs"
@@ -94,6 +97,12 @@ def trainer_env(gtj_name: str, metrics_port: int, sets_power_limit: bool = False
     ]
 
 
+def _with_env(container: dict[str, Any], env: Sequence[Mapping[str, Any]]) -> None:
+    """Append what the container does not set itself: a user's own value always wins."""
+    own = {e.get("name") for e in container.get("env") or []}
+    container["env"] = [*(container.get("env") or []), *(dict(e) for e in env if e["name"] not in own)]
+
+
 def build_job(
     *,
     gtj_name: str,
@@ -111,12 +120,22 @@ def build_job(
     metrics_port: int,
     grant_power_capability: bool = False,
     template_hash: str = "",
+    job_fields: JobFields | None = None,
+    labels: Mapping[str, str] | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """`labels` and `annotations`: the GreenTrainingJob's, already filtered (api.propagation); on the
+    pods the template's own win over them, and the operator's win over both."""
     name = job_name(gtj_name)
+    fields = job_fields or JobFields()
     pod = copy.deepcopy(dict(template))
     meta = pod.setdefault("metadata", {})
-    meta.setdefault("labels", {}).update({LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name})
-    meta.setdefault("annotations", {}).update(placement_annotations(region, power_limit_watts, intensity))
+    meta["labels"] = {**(labels or {}), **(meta.get("labels") or {}), LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name}
+    meta["annotations"] = {
+        **(annotations or {}),
+        **(meta.get("annotations") or {}),
+        **placement_annotations(region, power_limit_watts, intensity),
+    }
     spec = pod.setdefault("spec", {})
     spec.setdefault("restartPolicy", "Never")
     # The region's selector wins over any region label the user set: the operator owns placement.
@@ -124,10 +143,14 @@ def build_job(
     if tolerations:
         spec["tolerations"] = [*(spec.get("tolerations") or []), *map(dict, tolerations)]
     env = trainer_env(gtj_name, metrics_port, sets_power_limit=grant_power_capability)
+    if parallelism > 1:
+        if not host_name_fits(name, parallelism):
+            raise ValueError(f"{name}-{parallelism - 1} is longer than a host name may be (63)")
+        # The Indexed Job names each pod's host <job>-<index>; the subdomain makes it resolvable.
+        spec["subdomain"] = name
+        env = [*env, *rendezvous_env(name, namespace, parallelism)]
     for i, container in enumerate(spec.get("containers") or []):
-        own = {e.get("name") for e in container.get("env") or []}
-        mine = [*env, {"name": "GREEN_CONTAINER_NAME", "value": str(container.get("name", ""))}]
-        container["env"] = [*(container.get("env") or []), *(e for e in mine if e["name"] not in own)]
+        _with_env(container, [*env, {"name": "GREEN_CONTAINER_NAME", "value": str(container.get("name", ""))}])
         if i == 0 and grant_power_capability:
             container["securityContext"] = power_limit_security_context(container.get("securityContext") or {})
         ports = container.get("ports") or []
@@ -140,23 +163,42 @@ def build_job(
         "suspend": suspend,
         "parallelism": parallelism,
         "completions": parallelism,
-        "backoffLimit": backoff_limit,
         "template": pod,
+        **fields.at_creation(),
     }
-    if parallelism > 1:
+    if not fields.per_index:
+        # With backoffLimitPerIndex, Kubernetes defaults the Job-wide limit to unlimited; 0 would
+        # fail the whole Job at the first pod failure.
+        job_spec["backoffLimit"] = backoff_limit
+    if parallelism > 1 or fields.per_index:
         job_spec["completionMode"] = "Indexed"
+    job_annotations = {**(annotations or {}), **({ANN_TEMPLATE_HASH: template_hash} if template_hash else {})}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name},
-            **({"annotations": {ANN_TEMPLATE_HASH: template_hash}} if template_hash else {}),
+            "labels": {**(labels or {}), LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name},
+            **({"annotations": job_annotations} if job_annotations else {}),
             "ownerReferences": [owner_reference(gtj_name, gtj_uid)],
         },
         "spec": job_spec,
     }
+
+
+def build_rendezvous_service(
+    *, gtj_name: str, gtj_uid: str, namespace: str, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The headless Service of a multi-pod job: it selects the child's pods by the operator's label."""
+    name = job_name(gtj_name)
+    return build_service(
+        child_job_name=name,
+        namespace=namespace,
+        selector={LABEL_JOB: name},
+        owner=owner_reference(gtj_name, gtj_uid),
+        labels={**(labels or {}), LABEL_MANAGED_BY: MANAGED_BY, LABEL_JOB: name},
+    )
 
 
 def placement_patch(

@@ -7,15 +7,26 @@ back from here as `SpecProblem`s that the handlers turn into a False condition a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from green_operator.planner import JobRequest, PowerPolicy, PowerRequest
-from green_operator.times import parse_delay, parse_duration, parse_rfc3339
+from green_operator.times import format_duration, parse_delay, parse_duration, parse_rfc3339
+
+from .job_fields import JobFields, parse_job_fields
+from .manifests import job_name
+from .propagation import propagated
+from .rendezvous import MAX_HOST_LABEL, host_name_fits
 
 GPU_RESOURCE = "nvidia.com/gpu"
+GPU_RESOURCES = (GPU_RESOURCE, "amd.com/gpu")
+"""Whole physical GPUs, counted alike in jobs and in nodes' capacity (docs/design/distributed-training.md)."""
+MIG_PREFIX = "nvidia.com/mig-"
+"""MIG instances are refused: a power limit and NVML's energy counter belong to the physical GPU,
+which MIG shares among pods."""
 START_GRACE = timedelta(minutes=1)
 
 
@@ -44,6 +55,11 @@ class TrainingJobSpec:
     regions: tuple[str, ...]
     power: PowerRequest
     gpus_per_pod: int
+    job: JobFields = field(default_factory=JobFields)
+    """The batch/v1 Job fields passed through (spec.job)."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The GreenTrainingJob's labels that reach the child and its pods (api.propagation)."""
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -93,29 +109,83 @@ def body_gpus(body: Mapping[str, Any]) -> int | None:
         return None
     try:
         return held_gpus(gpus_in_template(template), parallelism)
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, OverflowError):
         return None
 
 
 def gpus_in_template(template: Mapping[str, Any]) -> int:
-    """GPUs one pod asks for: extended resources are set as limits (requests, if set, must equal them).
-    Raises ValueError (or TypeError) for a count that is not a whole number of at least zero."""
+    """GPUs one pod asks for: extended resources are set as limits (requests, if set, must equal them)."""
     total = 0
     for c in (template.get("spec") or {}).get("containers") or []:
         res = c.get("resources") or {}
-        value = (res.get("limits") or {}).get(GPU_RESOURCE, (res.get("requests") or {}).get(GPU_RESOURCE, 0))
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise TypeError(f"{value!r} is not a whole number")
-        count = int(value)
-        if count < 0:
-            raise ValueError(f"{value!r} is negative")
-        total += count
+        limits, requests = res.get("limits") or {}, res.get("requests") or {}
+        for resource in GPU_RESOURCES:
+            total += _whole(limits.get(resource, requests.get(resource, 0)))
     return total
+
+
+def _whole(value: Any) -> int:
+    """A GPU count: a whole number of at least zero (int, "2", or 2.0); raises ValueError/TypeError."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise TypeError(f"{value!r} is not a whole number")
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"{value!r} is negative")
+    return count
 
 
 MAX_SPAN = timedelta(days=3660)
 """The longest estimatedDuration or maxDelay taken (ten years): beyond it, date arithmetic overflows."""
 MAX_INT32 = 2**31 - 1
+
+
+def mig_resources(template: Mapping[str, Any]) -> list[str]:
+    """The MIG resources a pod template asks for (refused)."""
+    found: set[str] = set()
+    for c in (template.get("spec") or {}).get("containers") or []:
+        res = c.get("resources") or {}
+        for part in (res.get("limits") or {}, res.get("requests") or {}):
+            found.update(k for k in part if str(k).startswith(MIG_PREFIX))
+    return sorted(found)
+
+
+def _distributed_problems(name: str, template: Mapping[str, Any], parallelism: int) -> list[SpecProblem]:
+    """What rendezvous needs of a multi-pod job (the CRD refuses the same at apply time)."""
+    if parallelism <= 1:
+        return []
+    problems: list[SpecProblem] = []
+    child = job_name(name)
+    if child != name or not host_name_fits(child, parallelism) or not _DNS_1035.match(name):
+        problems.append(
+            SpecProblem(
+                "metadata.name",
+                f"a multi-pod job's pods are hosts <name>-<index> behind a Service <name>: use a name of lowercase "
+                f"letters, digits and '-' that starts with a letter, with <name>-{parallelism - 1} at most "
+                f"{MAX_HOST_LABEL} characters",
+            )
+        )
+    if (template.get("spec") or {}).get("hostname"):
+        problems.append(
+            SpecProblem(
+                "spec.template.spec.hostname",
+                "a multi-pod job's pods are named <name>-<index> by the Indexed Job: remove hostname",
+            )
+        )
+    return problems
+
+
+_DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _capped_for_deadline(power: PowerRequest, estimated: timedelta, deadline: timedelta | None) -> PowerRequest:
+    """An Auto power limit may not stretch the run past the Job's activeDeadlineSeconds (Kubernetes
+    would kill it): the slowdown it may cause is capped to what the deadline leaves."""
+    if deadline is None or power.policy is not PowerPolicy.AUTO or estimated <= timedelta(0):
+        return power
+    room = max((deadline / estimated - 1.0) * 100.0, 0.0)
+    if room >= power.max_slowdown_percent:
+        return power
+    return PowerRequest(policy=power.policy, watts=power.watts, max_slowdown_percent=room)
 
 
 def parse_spec(
@@ -168,7 +238,6 @@ def parse_spec(
     regions = wanted or tuple(known_regions)
 
     power = _power(_mapping(spec.get("power"), "spec.power", problems), problems)
-    parallelism = _count(spec.get("parallelism", 1), "spec.parallelism", 1, problems)
     backoff_limit = _count(spec.get("backoffLimit", 0), "spec.backoffLimit", 0, problems)
 
     template = _mapping(spec.get("template"), "spec.template", problems)
@@ -178,10 +247,37 @@ def parse_spec(
         problems.append(
             SpecProblem(
                 "spec.template.spec.containers[].resources.limits",
-                f"{GPU_RESOURCE} must be a whole number of GPUs",
+                f"{' and '.join(GPU_RESOURCES)} must be whole numbers of GPUs",
             )
         )
         gpus_per_pod = 0
+        template = {}  # too broken to read further: its problem is reported
+    mig = mig_resources(template)
+    if mig:
+        problems.append(
+            SpecProblem(
+                "spec.template.spec.containers[].resources.limits",
+                f"MIG instances ({', '.join(mig)}) are not supported: a GPU power limit and its energy meter "
+                f"belong to the whole physical GPU, which MIG shares with other pods; request whole GPUs "
+                f"({GPU_RESOURCE}) instead",
+            )
+        )
+
+    parallelism = _count(spec.get("parallelism", 1), "spec.parallelism", 1, problems)
+    problems += _distributed_problems(str(meta.get("name", "")), template, parallelism)
+    job_fields, job_problems = parse_job_fields(spec.get("job"), parallelism)
+    problems += [SpecProblem(f, m) for f, m in job_problems]
+    active_deadline = job_fields.active_deadline
+    if active_deadline is not None and duration > active_deadline:
+        problems.append(
+            SpecProblem(
+                "spec.estimatedDuration",
+                f"{format_duration(duration)} is longer than spec.job.activeDeadlineSeconds "
+                f"({job_fields.active_deadline_seconds}s): Kubernetes would stop the Job before it ends; "
+                "raise activeDeadlineSeconds or shorten estimatedDuration",
+            )
+        )
+    power = _capped_for_deadline(power, duration, active_deadline)
 
     if problems or deadline is None:
         return problems
@@ -199,6 +295,9 @@ def parse_spec(
         regions=regions,
         power=power,
         gpus_per_pod=gpus_per_pod,
+        job=job_fields,
+        labels=propagated(meta.get("labels")),
+        annotations=propagated(meta.get("annotations")),
     )
 
 

@@ -30,6 +30,13 @@ class RecreateChild:
 
 
 @dataclass(frozen=True)
+class CreateService:
+    """Create the job's headless Service (multi-pod rendezvous); one that exists is adopted if ours."""
+
+    manifest: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class PatchChild:
     patch: Mapping[str, Any]
     """A JSON merge patch of the child Job."""
@@ -124,7 +131,7 @@ class Done:
 
 
 LedgerAction = Book | MoveAside | SettleMove | PlanRecorded | RescueTried
-ApiAction = CreateChild | RecreateChild | PatchChild | SetSuspended | WriteStatus | Emit
+ApiAction = CreateChild | RecreateChild | CreateService | PatchChild | SetSuspended | WriteStatus | Emit
 MetricAction = RecordDecision | RecordRelease | RecordFinish
 Action = LedgerAction | ApiAction | MetricAction | Requeue | Done
 

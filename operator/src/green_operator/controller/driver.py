@@ -31,9 +31,18 @@ from green_operator.times import utcnow
 from .actions import Action, RecordDecision, RecordRelease
 from .executor import ApiExecutor, EventPoster
 from .forecasts import ForecastCache
-from .kube import AsyncKube, JsonDict, job_path
+from .kube import AsyncKube, JsonDict, job_path, service_path
 from .ledger import CapacityLedger
-from .observed import AccountingInputs, ChildState, JobMeta, Observed, Settings, child_state
+from .observed import (
+    AccountingInputs,
+    ChildState,
+    JobMeta,
+    Observed,
+    ServiceState,
+    Settings,
+    child_state,
+    service_state,
+)
 from .reconcile import needs, observe_spec, reconcile
 
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -103,6 +112,8 @@ class Controller:
         self.children: dict[str, JsonDict | None] = {}
         """Known child Jobs (None: known to be absent)."""
         self.by_child: dict[tuple[str, str], str] = {}
+        self.services: dict[str, ServiceState] = {}
+        """Multi-pod jobs' headless Services known to exist and be theirs (read once, then trusted)."""
         self.phases: dict[str, str] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stops: dict[str, asyncio.Event] = {}
@@ -143,7 +154,7 @@ class Controller:
         if body is not None:
             meta = body["metadata"]
             self.by_child.pop((meta["namespace"], job_name(meta["name"])), None)
-        for d in (self.statuses, self.children, self.phases, self.wakeups):
+        for d in (self.statuses, self.children, self.phases, self.wakeups, self.services):
             d.pop(key, None)
         self.ledger.forget(key)
         self.metrics.set_phases(self.phases.values())
@@ -222,6 +233,8 @@ class Controller:
         if n.accounting and isinstance(parsed, TrainingJobSpec):
             accounting = await self._accounting(meta, parsed, status, child)
         live, live_error = await self._live_energy(meta) if n.live_energy else (None, None)
+        multi_pod = isinstance(parsed, TrainingJobSpec) and parsed.parallelism > 1
+        service = await self._service(key, meta) if multi_pod else None
         # From here to the ledger's update in execute() nothing awaits: the view is consistent.
         now = utcnow()
         observed = Observed(
@@ -237,9 +250,12 @@ class Controller:
             accounting=accounting,
             live_energy=live,
             live_energy_error=live_error,
+            service=service,
         )
         actions = reconcile(observed)
         out = await self.executor.execute(meta, body, actions)
+        if out.service is not None and out.service.owned:
+            self.services[key] = out.service
         if out.status is not None:
             self.statuses[key] = (out.status_rv, out.status)
             self._phase(key, out.status)
@@ -260,6 +276,16 @@ class Controller:
         child = await self.kube.get_or_none(job_path(meta.namespace, job_name(meta.name)))
         self.children.setdefault(key, child)
         return self.children[key]
+
+    async def _service(self, key: str, meta: JobMeta) -> ServiceState | None:
+        known = self.services.get(key)
+        if known is not None:
+            return known
+        found = await self.kube.get_or_none(service_path(meta.namespace, job_name(meta.name)))
+        state = service_state(found, meta.uid) if found is not None else None
+        if state is not None and state.owned:
+            self.services[key] = state
+        return state
 
     async def _accounting(
         self, meta: JobMeta, spec: TrainingJobSpec, status: Mapping[str, Any], child: ChildState | None

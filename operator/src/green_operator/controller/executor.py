@@ -19,6 +19,7 @@ from .actions import (
     Action,
     ApiAction,
     CreateChild,
+    CreateService,
     Done,
     Emit,
     PatchChild,
@@ -31,9 +32,9 @@ from .actions import (
     WriteStatus,
     split,
 )
-from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path
+from .kube import AsyncKube, JsonDict, KubeApiError, gtj_path, job_path, service_path
 from .ledger import CapacityLedger
-from .observed import JobMeta
+from .observed import JobMeta, ServiceState, service_state
 
 EventPoster = Callable[[Mapping[str, Any], str, str, bool], None]
 """(the GreenTrainingJob's body, reason, message, warning): post a Kubernetes Event."""
@@ -51,6 +52,8 @@ class Outcome:
     child_known: bool = False
     gone: bool = False
     """The GreenTrainingJob no longer exists."""
+    service: ServiceState | None = None
+    """The headless Service as a create (or the adoption after a 409) found it."""
 
 
 def record(metrics: OperatorMetrics, namespace: str, action: Action) -> None:
@@ -113,8 +116,16 @@ class ApiExecutor:
             case RecreateChild(manifest):
                 await self.kube.delete(job_path(meta.namespace, name))
                 return await self._create(meta, manifest, out)
+            case CreateService(manifest):
+                return await self._create_service(meta, manifest, out)
             case PatchChild(patch):
-                out.child, out.child_known = await self.kube.merge_patch(job_path(meta.namespace, name), patch), True
+                try:
+                    out.child = await self.kube.merge_patch(job_path(meta.namespace, name), patch)
+                except KubeApiError as exc:
+                    if exc.status != 404:
+                        raise
+                    out.child = None  # gone: the next decision sees it so
+                out.child_known = True
             case SetSuspended(suspended):
                 patch = {"spec": {"suspend": suspended}}
                 out.child, out.child_known = await self.kube.merge_patch(job_path(meta.namespace, name), patch), True
@@ -132,6 +143,21 @@ class ApiExecutor:
                 out.status_rv = int((result.get("metadata") or {}).get("resourceVersion") or 0)
                 self.ledger.observe_status(meta.key, out.status)
         return True
+
+    async def _create_service(self, meta: JobMeta, manifest: Mapping[str, Any], out: Outcome) -> bool:
+        """Create the headless Service; one already there is adopted if this job owns it (a previous
+        process made it), else the batch stops and the next decision reports the conflict."""
+        try:
+            out.service = service_state(await self.kube.create(service_path(meta.namespace), manifest), meta.uid)
+            return True
+        except KubeApiError as exc:
+            if exc.status != 409:
+                raise
+        found = await self.kube.get_or_none(service_path(meta.namespace, manifest["metadata"]["name"]))
+        if found is None:
+            return False  # deleted meanwhile: the next decision creates it again
+        out.service = service_state(found, meta.uid)
+        return out.service.owned
 
     async def _create(self, meta: JobMeta, manifest: Mapping[str, Any], out: Outcome) -> bool:
         path = job_path(meta.namespace)

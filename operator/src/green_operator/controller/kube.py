@@ -56,6 +56,10 @@ def job_path(namespace: str, name: str = "") -> str:
     return f"/apis/batch/v1/namespaces/{q(namespace)}/jobs" + (f"/{q(name)}" if name else "")
 
 
+def service_path(namespace: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{q(namespace)}/services" + (f"/{q(name)}" if name else "")
+
+
 def gtj_path(namespace: str | None = None, name: str = "") -> str:
     base = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{q(namespace)}" if namespace else "") + f"/{PLURAL}"
     return base + (f"/{q(name)}" if name else "")

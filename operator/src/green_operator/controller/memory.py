@@ -20,6 +20,7 @@ from .actions import (
     Action,
     ApiAction,
     CreateChild,
+    CreateService,
     Done,
     Emit,
     MetricAction,
@@ -34,7 +35,7 @@ from .actions import (
     split,
 )
 from .ledger import CapacityLedger
-from .observed import JobMeta
+from .observed import JobMeta, ServiceState, service_state
 
 JsonDict = dict[str, Any]
 ChildHook = Callable[[str, JsonDict], JsonDict]
@@ -74,6 +75,8 @@ class MemoryExecutor:
         self.on_child = on_child
         self.bodies: dict[str, JsonDict] = {}
         self.children: dict[str, JsonDict] = {}
+        self.services: dict[str, JsonDict] = {}
+        """Headless Services of multi-pod jobs, by job key (named after the child, so one per job)."""
         self.events: Counter[tuple[str, bool]] = Counter()
 
     def add(self, body: Mapping[str, Any]) -> str:
@@ -90,6 +93,11 @@ class MemoryExecutor:
     def status(self, key: str) -> JsonDict:
         status: JsonDict = self.bodies[key]["status"]
         return status
+
+    def service(self, key: str, owner_uid: str) -> ServiceState | None:
+        """The job's headless Service as the next decision observes it."""
+        svc = self.services.get(key)
+        return None if svc is None else service_state(svc, owner_uid)
 
     def set_child(self, key: str, child: JsonDict) -> None:
         """The cluster changed the child (its pods started or ended): the next decision sees it."""
@@ -134,6 +142,9 @@ class MemoryExecutor:
             case RecreateChild(manifest):
                 self.children.pop(key, None)
                 self._write_child(key, _created(manifest), out)
+            case CreateService(manifest):
+                # Only this executor creates them, one per job: one already there is ours (adopted).
+                self.services.setdefault(key, copy.deepcopy(dict(manifest)))
             case PatchChild(patch):
                 self._write_child(key, merge_patch(self._child(key), patch), out)
             case SetSuspended(suspended):

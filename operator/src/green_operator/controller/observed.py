@@ -124,6 +124,19 @@ def template_hash(template: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class ServiceState:
+    """The job's headless Service (multi-pod jobs), as it is."""
+
+    owned: bool
+    """Its controller owner reference is this GreenTrainingJob."""
+
+
+def service_state(service: Mapping[str, Any], owner_uid: str) -> ServiceState:
+    owners = (service.get("metadata") or {}).get("ownerReferences") or []
+    return ServiceState(owned=any(o.get("uid") == owner_uid and o.get("controller") for o in owners))
+
+
+@dataclass(frozen=True)
 class PodsSummary:
     """The child's pods as the pod watch sees them."""
 
@@ -197,3 +210,5 @@ class Observed:
     live_energy: LiveEnergy | None = None
     live_energy_error: str | None = None
     """Why asking Prometheus for the live energy failed (unreachable, an error, a bad answer)."""
+    service: ServiceState | None = None
+    """The headless Service of a multi-pod job (None: absent, or a single-pod job)."""

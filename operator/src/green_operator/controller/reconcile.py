@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from green_operator.api.conditions import Reason
-from green_operator.api.manifests import build_job, job_name, placement_patch
+from green_operator.api.manifests import build_job, build_rendezvous_service, job_name, placement_patch
 from green_operator.api.phase import Phase
 from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.api.status import decision_from_status
@@ -28,6 +28,7 @@ from .actions import (
     Action,
     Book,
     CreateChild,
+    CreateService,
     Done,
     Emit,
     MoveAside,
@@ -112,15 +113,31 @@ def reconcile(o: Observed) -> list[Action]:
     if not isinstance(o.spec, TrainingJobSpec):
         return _refuse(o)
     spec = o.spec
+    released = phase is not None and phase.released
     if o.child is not None and not o.child.owned:
-        return _conflict(o, spec)
+        return _conflict(o, spec, _CHILD_CONFLICT.format(kind="Job", name=job_name(spec.name), ns=spec.namespace))
+    if spec.parallelism > 1 and o.service is not None and not o.service.owned and not released:
+        return _conflict(o, spec, _CHILD_CONFLICT.format(kind="Service", name=job_name(spec.name), ns=spec.namespace))
     if o.child is not None and o.child.deleting:
         return [Requeue(CHILD_GONE_POLL)]  # being replaced (or deleted by someone): look again shortly
-    if phase is not None and phase.released:
-        return follow(o, spec)
-    if not has_plan(o.status):
-        return _first_plan(o, spec)
-    return _while_deferred(o, spec)
+    if released:
+        acts = follow(o, spec)
+    elif not has_plan(o.status):
+        acts = _first_plan(o, spec)
+    else:
+        acts = _while_deferred(o, spec)
+    return _with_service(o, spec, acts)
+
+
+def _with_service(o: Observed, spec: TrainingJobSpec, acts: list[Action]) -> list[Action]:
+    """A multi-pod job's headless Service exists whenever its pods may: created first (before the
+    child), again if deleted; not once the job is done."""
+    if spec.parallelism <= 1 or o.service is not None or any(isinstance(a, Done) for a in acts):
+        return acts
+    service = build_rendezvous_service(
+        gtj_name=spec.name, gtj_uid=spec.uid, namespace=spec.namespace, labels=spec.labels
+    )
+    return [CreateService(service), *acts]
 
 
 # -- refusals ------------------------------------------------------------------------------------
@@ -137,11 +154,13 @@ def _refuse(o: Observed) -> list[Action]:
     return [*acts, Requeue(REFUSED_POLL)]
 
 
-def _conflict(o: Observed, spec: TrainingJobSpec) -> list[Action]:
-    message = (
-        f"a Job named {job_name(spec.name)} already exists in {spec.namespace} and is not owned by this "
-        "GreenTrainingJob; rename or delete one of them"
-    )
+_CHILD_CONFLICT = (
+    "a {kind} named {name} already exists in {ns} and is not owned by this GreenTrainingJob; "
+    "rename or delete one of them"
+)
+
+
+def _conflict(o: Observed, spec: TrainingJobSpec, message: str) -> list[Action]:
     acts: list[Action] = [Book(None), PlanRecorded()]
     current = o.status.get("conditions") or []
     if not any(c.get("reason") == Reason.CHILD_CONFLICT for c in current):
@@ -222,8 +241,23 @@ def _manifest(o: Observed, spec: TrainingJobSpec, decision: Decision, *, suspend
         # Granted whenever the policy may set a limit: a re-plan can change the limit of a waiting
         # Job, but not its containers' security context.
         grant_power_capability=o.settings.grant_power_limit_capability and spec.power.policy is not PowerPolicy.NONE,
-        template_hash=template_hash(spec.template),
+        template_hash=_digest(spec),
+        job_fields=spec.job,
+        labels=spec.labels,
+        annotations=spec.annotations,
     )
+
+
+def _digest(spec: TrainingJobSpec) -> str:
+    """What the child is built from: the pod template, and (when set) the pod count and the Job
+    fields, so an edit to either rebuilds a child that never started. A single-pod job without Job
+    fields keeps the plain template digest older children carry."""
+    extra: dict[str, Any] = {}
+    if spec.parallelism > 1:
+        extra["parallelism"] = spec.parallelism
+    if spec.job.at_creation():
+        extra["job"] = spec.job.at_creation()
+    return template_hash({"template": spec.template, **extra} if extra else spec.template)
 
 
 def _template_changed(child: ChildState, spec: TrainingJobSpec, spec_changed: bool) -> bool:
@@ -233,7 +267,7 @@ def _template_changed(child: ChildState, spec: TrainingJobSpec, spec_changed: bo
         return False
     if child.template_hash is None:
         return spec_changed
-    return child.template_hash != template_hash(spec.template)
+    return child.template_hash != _digest(spec)
 
 
 def _place_waiting_child(o: Observed, spec: TrainingJobSpec, decision: Decision, spec_changed: bool) -> list[Action]:

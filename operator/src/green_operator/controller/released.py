@@ -8,6 +8,7 @@ from typing import Any
 from green_operator.accounting.settle import settle
 from green_operator.api import conditions as cond
 from green_operator.api.conditions import Reason
+from green_operator.api.job_fields import ttl_patch
 from green_operator.api.phase import Phase
 from green_operator.api.spec import TrainingJobSpec
 from green_operator.api.status import decision_from_status
@@ -15,7 +16,7 @@ from green_operator.planner import Reservation
 from green_operator.times import parse_rfc3339, rfc3339
 
 from . import transitions as tr
-from .actions import Action, Book, Done, Emit, RecordFinish, Requeue, WriteStatus
+from .actions import Action, Book, Done, Emit, PatchChild, RecordFinish, Requeue, WriteStatus
 from .observed import ChildState, Observed
 
 RUNNING_POLL = 60.0
@@ -101,11 +102,15 @@ def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> lis
         Emit(Reason.REPORT_REFUSED, f"pod {pod}: trainer report refused ({why}); counted as reportless", True)
         for pod, why in inputs.energy.refusals
     ]
+    # Only now, accounted, may the child (and its pods' reports) go: its TTL is set after the status
+    # write, so a crash in between leaves the Job in place rather than unaccounted.
+    ttl = ttl_patch(spec.job) if child is not None else None
     return [
         WriteStatus(patch),
         Book(None),
         RecordFinish(str(phase), region, acc),
         Emit(reason, acc.summary(str(phase)), warning=phase is Phase.FAILED),
         *refused,
+        *([PatchChild(ttl)] if ttl else []),
         Done(),
     ]

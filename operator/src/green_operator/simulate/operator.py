@@ -339,6 +339,7 @@ class OperatorSimulation:
             forecasts=self._forecasts(now) if n.forecasts else {},
             pods=self._pods(j),
             accounting=self._accounting(j, status, child, now) if n.accounting else None,
+            service=self.api.service(j.key, j.meta.uid),
         )
         actions = reconcile(observed)
         booked = self.ledger.booking(j.key)
