@@ -15,7 +15,7 @@ export GREEN_CACHE ?= $(HOME)/.cache/green-training
 CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
 KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
 
-.PHONY: crd crd-template config-schema podresources help setup controlplane prometheus tools cluster-up cluster-down cluster-status lint fmt \
+.PHONY: crd crd-template config-schema podresources help setup controlplane kueue kueue-up kueue-down prometheus tools cluster-up cluster-down cluster-status lint fmt \
         verify test test-unit test-integration fuzz demo bench clean
 
 help: ## List the targets
@@ -34,13 +34,23 @@ $(STAMP): $(PIN_FILES)
 controlplane: ## Build etcd, Kubernetes, kwok and helm from pinned Go modules (cached outside the repo)
 	hack/build-controlplane.sh
 
+kueue: ## Build Kueue v0.17.0 and JobSet v0.11.1 from pinned Go modules (cached beside the control plane)
+	hack/build-kueue.sh
+
 prometheus: ## Install Prometheus from Debian's package when missing
 	hack/install-prometheus.sh
 
-tools: setup controlplane prometheus ## Everything the tests need
+tools: setup controlplane kueue prometheus ## Everything the tests need
 
-cluster-up: setup controlplane ## Start the local control plane; prints the kubeconfig path
+cluster-up: setup controlplane ## Start the local control plane (KUEUE=1: with Kueue and JobSet); prints the kubeconfig path
 	hack/cluster.sh up
+	if [ "$${KUEUE:-0}" = 1 ]; then hack/kueue.sh up; fi
+
+kueue-up: setup controlplane kueue ## Start Kueue and JobSet beside the running local control plane
+	hack/kueue.sh up
+
+kueue-down: ## Stop Kueue and JobSet (their webhooks are unregistered first)
+	hack/kueue.sh down
 
 cluster-down: ## Stop the local control plane and remove its state
 	hack/cluster.sh down

@@ -13,3 +13,5 @@ echo "== node agent (8 fake GPUs, 16 pods)"; "$PY" benchmarks/node_agent.py
 "$here/cluster.sh" up
 echo "== operator burst (1,000 GreenTrainingJobs)"
 KUBECONFIG="$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')" "$PY" benchmarks/operator_burst.py
+echo "== Kueue admission (1,000 Kueue-managed Jobs, with and without the carbon check)"
+KUBECONFIG="$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')" "$PY" benchmarks/kueue_admission.py

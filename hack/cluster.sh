@@ -262,8 +262,8 @@ cmd_up() {
   KCM_PORT="$(pick_port kube-controller-manager "${GREEN_KCM_PORT:-20257}")"
   SCHED_PORT="$(pick_port kube-scheduler "${GREEN_SCHED_PORT:-20259}")"
   KWOK_PORT="$(pick_port kwok "${GREEN_KWOK_PORT:-20247}")"
-  printf 'ETCD_PORT=%s\nAPI_PORT=%s\nKCM_PORT=%s\nSCHED_PORT=%s\nKWOK_PORT=%s\n' \
-    "$ETCD_PORT" "$API_PORT" "$KCM_PORT" "$SCHED_PORT" "$KWOK_PORT" >"$PORTS"
+  printf 'ETCD_PORT=%s\nETCD_PEER_PORT=%s\nAPI_PORT=%s\nKCM_PORT=%s\nSCHED_PORT=%s\nKWOK_PORT=%s\n' \
+    "$ETCD_PORT" "$ETCD_PEER_PORT" "$API_PORT" "$KCM_PORT" "$SCHED_PORT" "$KWOK_PORT" >"$PORTS"
 
   write_kubeconfig "$GREEN_KUBECONFIG" admin "$API_PORT"
   write_kubeconfig "$GREEN_STATE/controller-manager.kubeconfig" controller-manager "$API_PORT"
@@ -328,6 +328,8 @@ cmd_up() {
 }
 
 cmd_down() {
+  # Kueue and JobSet (hack/kueue.sh), when they run beside this cluster.
+  if [[ -d "$GREEN_STATE/kueue" ]]; then "$here/kueue.sh" down || true; fi
   # Helpers started beside the cluster (the demo's operator) record their pid here too.
   local f pid
   for f in "$PIDS"/operator-*.pid; do
@@ -337,9 +339,19 @@ cmd_down() {
     rm -f "$f"
   done
   stop_all
-  rm -rf "$DATA" "$PIDS" "$PORTS" "$PKI"
+  rm -rf "$DATA" "$PIDS" "$PORTS" "$PKI" "$GREEN_STATE/kueue"
   rm -f "$GREEN_STATE"/*.kubeconfig "$GREEN_KUBECONFIG"
   log "down (logs kept in $LOGS)"
+}
+
+component_ports() { # the ports a component listens on (from ports.env)
+  case "$1" in
+    etcd) echo "$ETCD_PORT ${ETCD_PEER_PORT:-}" ;;
+    kube-apiserver) echo "$API_PORT" ;;
+    kube-controller-manager) echo "$KCM_PORT" ;;
+    kube-scheduler) echo "$SCHED_PORT" ;;
+    kwok) echo "$KWOK_PORT" ;;
+  esac
 }
 
 cmd_restart() { # cmd_restart <component> [--kill]
@@ -353,12 +365,24 @@ cmd_restart() { # cmd_restart <component> [--kill]
   mapfile -d '' args <"$PIDS/$name.args"
   STARTED=("$name")
   stop_one "$name" "$sig"
+  # A killed multi-threaded process shows as a zombie while its last threads still hold its
+  # listening sockets: wait for its ports, or the new one fails with "address already in use".
+  local port deadline=$((SECONDS + 30))
+  for port in $(component_ports "$name"); do
+    until port_free "$port"; do
+      ((SECONDS < deadline)) || die "restart: port $port of $name is still taken after 30s"
+      sleep 0.1
+    done
+  done
   start "$name" "${args[@]}"
-  case "$name" in
-    etcd) wait_until "etcd on :$ETCD_PORT" 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health" ;;
-    *) ;;
-  esac
-  wait_until "kube-apiserver on :$API_PORT" "$UP_TIMEOUT" api_get /readyz
+  # Only this component is checked while waiting; a failed restart leaves the others running.
+  deadline=$((SECONDS + UP_TIMEOUT))
+  until { [[ "$name" != etcd ]] || curl -sf "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1; } &&
+        api_get /readyz >/dev/null 2>&1; do
+    [[ -n "$(pid_of "$name")" ]] || die "restart: $name exited while starting; see $LOGS/$name.log"
+    ((SECONDS < deadline)) || die "restart: $name not healthy after ${UP_TIMEOUT}s (logs in $LOGS)"
+    sleep 0.3
+  done
   log "restarted $name (SIG$sig) in $((SECONDS - t0))s"
 }
 

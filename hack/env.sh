@@ -15,3 +15,14 @@ controlplane_key() {
 controlplane_bin_dir() {
   echo "$GREEN_CACHE/bin/$(controlplane_key)"
 }
+
+kueue_key() {
+  # The Kueue/JobSet cache key: their pinned modules, the build script and the Go version.
+  (cd "$_hack_dir/kueue" && cat */go.mod */go.sum $(find . -name '*.go' | sort) \
+    "$_hack_dir/build-kueue.sh" && go env GOVERSION) \
+    | sha256sum | cut -c1-16
+}
+
+kueue_bin_dir() {
+  echo "$GREEN_CACHE/bin/kueue-$(kueue_key)"
+}

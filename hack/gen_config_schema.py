@@ -5,8 +5,8 @@ service's settings), each region's `carbon` block, `planner`, `operator` and `pr
 the models in green_operator.carbon and green_operator.config; `global` (the values a parent chart
 shares with its subcharts) is always accepted, so the chart works as a subchart under a schema that
 forbids unknown keys; the rest of the chart's schema is left as it is. The chart sets
-`operator.metricsPort` (from `metrics.port`) and `operator.watchNamespaces` (from `rbac`) itself, so
-its schema leaves those two out.
+`operator.metricsPort` (from `metrics.port`) and `operator.watchNamespaces` (from `rbac`) itself, and
+`kueue.enabled` (from the chart's `kueue.enabled`), so its schema leaves those out.
 `make config-schema` (and `make crd`) writes it; `hack/verify.py` fails when the file differs from what this prints.
 
     python hack/gen_config_schema.py            # print the whole values.schema.json
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "operator" / "src"))
 
 def generate(current: str) -> str:
     from green_operator.carbon.config import CarbonSettingsSchema, providers_schema, schema_of
-    from green_operator.config import OperatorSchema, PlannerSchema, PrometheusSchema, RegionSchema
+    from green_operator.config import KueueSchema, OperatorSchema, PlannerSchema, PrometheusSchema, RegionSchema
 
     doc: dict[str, Any] = json.loads(current)
     config = doc["properties"]["config"]["properties"]
@@ -48,6 +48,9 @@ def generate(current: str) -> str:
         "description": "metricsPort comes from metrics.port and watchNamespaces from rbac",
     }
     config["prometheus"] = {**schema_of(PrometheusSchema), "description": "where running jobs' energy is read"}
+    kueue = schema_of(KueueSchema)
+    kueue["properties"].pop("enabled")
+    config["kueue"] = {**kueue, "description": "the carbon AdmissionCheck's timing; enabled comes from kueue.enabled"}
     doc["properties"]["global"] = GLOBAL
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 

@@ -71,8 +71,13 @@ app.kubernetes.io/component: operator
 {{- $op := omit (default dict .Values.config.operator) "metricsPort" "watchNamespaces" }}
 {{- $_ := set $op "metricsPort" (int .Values.metrics.port) }}
 {{- $_ := set $op "watchNamespaces" (include "gto.watchNamespaces" . | fromJsonArray) }}
-{{- $cfg := omit .Values.config "operator" }}
+{{- $cfg := omit .Values.config "operator" "kueue" }}
 {{- $_ := set $cfg "operator" $op }}
+{{- if .Values.kueue.enabled }}
+{{- $kq := omit (default dict .Values.config.kueue) "enabled" }}
+{{- $_ := set $kq "enabled" true }}
+{{- $_ := set $cfg "kueue" $kq }}
+{{- end }}
 {{- toYaml $cfg }}
 {{- end }}
 

@@ -26,6 +26,7 @@ from green_operator.carbon.config import (
     read_regions,
 )
 from green_operator.carbon.plugin import Hint, S, Schema, mapping, validate
+from green_operator.kueue.admission import KueueSettings
 from green_operator.planner import PlannerSettings, power_profile
 from green_operator.regions import RegionConfig
 from green_operator.times import parse_duration
@@ -55,6 +56,9 @@ class OperatorConfig:
     prometheus_url: str | None = None
     """Where the trainers' metrics are scraped; running jobs then show live energy in status."""
     live_energy_interval: timedelta = timedelta(minutes=1)
+    kueue_enabled: bool = False
+    """Serve Kueue AdmissionChecks whose controllerName is greentraining.io/carbon."""
+    kueue: KueueSettings = field(default_factory=KueueSettings)
     source: str = field(default="<defaults>", compare=False)
 
     def region(self, name: str) -> RegionConfig | None:
@@ -146,6 +150,18 @@ class PrometheusSchema(Schema):
     interval: DurationText = Field(None, description="how often running jobs' energy is read, e.g. 1m")
 
 
+class KueueSchema(Schema):
+    enabled: Annotated[bool | None, Hint("must be true or false", inline=True, got=False)] = Field(
+        None, description="run the carbon AdmissionCheck controller (controllerName greentraining.io/carbon)"
+    )
+    pending_window: DurationText = Field(
+        None, alias="pendingWindow", description="hold Kueue quota only this long before a planned start, e.g. 5m"
+    )
+    max_hold: DurationText = Field(
+        None, alias="maxHold", description="the longest a held workload stays inactive before a re-plan, e.g. 1h"
+    )
+
+
 def _validated(model: type[S], raw: Any, path: str) -> S:
     try:
         return validate(model, mapping(raw or {}, path), path, unknown="keys")
@@ -154,7 +170,7 @@ def _validated(model: type[S], raw: Any, path: str) -> S:
 
 
 def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str = "<inline>") -> OperatorConfig:
-    known = {"regions", "providers", "carbon", "planner", "operator", "prometheus"}
+    known = {"regions", "providers", "carbon", "planner", "operator", "prometheus", "kueue"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {unknown}; expected some of {sorted(known)}")
@@ -166,6 +182,8 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     planner, replan, refresh = _planner(_validated(PlannerSchema, doc.get("planner"), "planner"))
     op = _validated(OperatorSchema, doc.get("operator"), "operator")
     prom = _validated(PrometheusSchema, doc.get("prometheus"), "prometheus")
+    kq = _validated(KueueSchema, doc.get("kueue"), "kueue")
+    kd = KueueSettings()
     return OperatorConfig(
         regions=regions,
         carbon=carbon,
@@ -178,6 +196,10 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
         grant_power_limit_capability=bool(op.grant_power_limit_capability),
         prometheus_url=prom.url,
         live_energy_interval=_dur(prom.interval, timedelta(minutes=1)),
+        kueue_enabled=bool(kq.enabled),
+        kueue=KueueSettings(
+            pending_window=_dur(kq.pending_window, kd.pending_window), max_hold=_dur(kq.max_hold, kd.max_hold)
+        ),
         source=source,
     )
 

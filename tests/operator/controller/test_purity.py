@@ -25,6 +25,10 @@ PURE = (
     "green_operator.api.manifests",
     "green_operator.accounting.settle",
     "green_operator.accounting.live_energy",
+    "green_operator.kueue.workload",
+    "green_operator.kueue.inputs",
+    "green_operator.kueue.admission",
+    "green_operator.kueue.accounting",
     "green_operator.times",
 )
 FORBIDDEN = ("kopf", "kubernetes", "kubernetes_asyncio", "aiohttp", "requests")

@@ -139,7 +139,19 @@ class Kube:
 
     def list_gtjs(self, namespace: str | None) -> list[JsonDict]:
         """Every GreenTrainingJob in ``namespace`` (None: all namespaces), following list pagination."""
-        base = f"/apis/{GROUP}/{VERSION}" + (f"/namespaces/{_q(namespace)}" if namespace else "") + f"/{PLURAL}"
+        return self._list_all(f"/apis/{GROUP}/{VERSION}", PLURAL, namespace)
+
+    def list_kueue_workloads(self, namespace: str | None) -> list[JsonDict]:
+        """Every Kueue Workload (v1beta2) in ``namespace``; none where Kueue is not installed."""
+        try:
+            return self._list_all("/apis/kueue.x-k8s.io/v1beta2", "workloads", namespace)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    def _list_all(self, group_version: str, plural: str, namespace: str | None) -> list[JsonDict]:
+        base = group_version + (f"/namespaces/{_q(namespace)}" if namespace else "") + f"/{plural}"
         items: list[JsonDict] = []
         token = ""
         while True:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
-        help="report GreenTrainingJobs' energy, emissions and savings (table, JSON, chart)",
+        help="report GreenTrainingJobs' (and Kueue workloads') energy, emissions and savings (table, JSON, chart)",
         description=(
             "Lists GreenTrainingJobs with their region, start, duration, energy, emissions and the emissions "
             "saved against running immediately, with totals. --output also draws each region's carbon "
@@ -134,10 +134,15 @@ def run(args: argparse.Namespace) -> int:
 
 def _list_jobs(kubeconfig: str | None, namespace: str | None) -> list[dict[str, Any]]:
     from green_operator.cli.kube import Kube, load_client_config
+    from green_operator.kueue.accounting import report_item
 
     api = load_client_config(kubeconfig, pool_size=1)
     try:
-        return Kube(api).list_gtjs(namespace)
+        kube = Kube(api)
+        items = kube.list_gtjs(namespace)
+        # Kueue workloads the carbon check planned report alongside, named after the user's object.
+        rows = (report_item(wl) for wl in kube.list_kueue_workloads(namespace))
+        return items + [r for r in rows if r is not None]
     finally:
         api.close()  # type: ignore[no-untyped-call]
 

@@ -122,7 +122,7 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     operator = asyncio.create_task(
         kopf.operator(
             standalone=True,
-            memo=kopf.Memo(controller=controller),
+            memo=kopf.Memo(controller=controller, namespaces=tuple(namespaces)),
             liveness_endpoint=args.liveness or None,
             **kwargs,
         )

@@ -48,6 +48,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     controller: Controller = memo["controller"]
     memo["ledger_watches"] = asyncio.create_task(_ledger_watches(controller), name="ledger watches")
+    if controller.config.kueue_enabled:
+        memo["kueue"] = asyncio.create_task(
+            _kueue_checks(controller, memo.get("namespaces") or ()), name="kueue checks"
+        )
     logger.info("green-training-operator configured")
 
 
@@ -111,6 +115,17 @@ async def _ledger_watches(c: Controller) -> None:
     )
 
 
+async def _kueue_checks(c: Controller, namespaces: tuple[str, ...]) -> None:
+    """The carbon AdmissionCheck controller: same ledger and forecasts, after the ledger has listed."""
+    from green_operator.kueue.controller import KueueCheckController
+
+    await c.ready.wait()
+    kueue = KueueCheckController(
+        c.config, c.config.kueue, c.kube, c.ledger, c.forecasts, c.carbon, c.metrics, frozenset(namespaces)
+    )
+    await kueue.run()
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
@@ -135,8 +150,9 @@ async def job_event(
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
-    task = memo.get("ledger_watches")
-    if task is not None:
-        task.cancel()
+    for name in ("ledger_watches", "kueue"):
+        task = memo.get(name)
+        if task is not None:
+            task.cancel()
     await controller.shutdown()
     await controller.kube.close()
