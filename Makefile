@@ -96,7 +96,8 @@ test-unit: setup controlplane prometheus ## Fast tier: no servers (uses the pinn
 	GREEN_BIN=$(CONTROLPLANE_BIN) $(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
 
 FUZZ_TESTS := tests/operator/carbon/test_fuzz.py tests/operator/api/test_spec_fuzz.py tests/operator/test_config.py \
-              tests/trainer/test_report_fuzz.py tests/operator/controller/test_properties.py
+              tests/trainer/test_report_fuzz.py tests/operator/controller/test_properties.py \
+              tests/operator/kueue/test_inputs_fuzz.py
 
 fuzz: setup ## Longer fuzzing run (Hypothesis profile `fuzz`: 2000 cases per fuzz test; the unit tier runs 50)
 	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest -m "not integration and not e2e" --timeout=0 --hypothesis-show-statistics \
