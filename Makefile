@@ -16,7 +16,7 @@ CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
 KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
 
 .PHONY: crd crd-template config-schema podresources help setup controlplane kueue kueue-up kueue-down prometheus tools cluster-up cluster-down cluster-status lint fmt \
-        verify test test-unit test-integration demo bench clean
+        verify test test-unit test-integration fuzz demo bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -94,6 +94,14 @@ fmt: setup ## Apply ruff's fixes and formatting
 
 test-unit: setup controlplane prometheus ## Fast tier: no servers (uses the pinned helm and promtool binaries)
 	GREEN_BIN=$(CONTROLPLANE_BIN) $(VENV)/bin/pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+FUZZ_TESTS := tests/operator/carbon/test_fuzz.py tests/operator/api/test_spec_fuzz.py tests/operator/test_config.py \
+              tests/trainer/test_report_fuzz.py tests/operator/controller/test_properties.py \
+              tests/operator/kueue/test_inputs_fuzz.py
+
+fuzz: setup ## Longer fuzzing run (Hypothesis profile `fuzz`: 2000 cases per fuzz test; the unit tier runs 50)
+	HYPOTHESIS_PROFILE=fuzz $(VENV)/bin/pytest -m "not integration and not e2e" --timeout=0 --hypothesis-show-statistics \
+	  $(FUZZ_TESTS) $(PYTEST_ARGS)
 
 test-integration: tools ## Integration + e2e tiers against a fresh local control plane (always torn down)
 	hack/cluster.sh down >/dev/null 2>&1 || true

@@ -2,10 +2,11 @@
 
 `providers` (each registered provider type's schema, chosen by `type`), `carbon` (the carbon
 service's settings), each region's `carbon` block, `planner`, `operator` and `prometheus` come from
-the models in green_operator.carbon and green_operator.config; the rest of the chart's schema is
-left as it is. The chart sets `operator.metricsPort` (from `metrics.port`) and
-`operator.watchNamespaces` (from `rbac`) itself, and `kueue.enabled` (from the chart's `kueue.enabled`), so
-its schema leaves those out.
+the models in green_operator.carbon and green_operator.config; `global` (the values a parent chart
+shares with its subcharts) is always accepted, so the chart works as a subchart under a schema that
+forbids unknown keys; the rest of the chart's schema is left as it is. The chart sets
+`operator.metricsPort` (from `metrics.port`) and `operator.watchNamespaces` (from `rbac`) itself, and
+`kueue.enabled` (from the chart's `kueue.enabled`), so its schema leaves those out.
 `make config-schema` (and `make crd`) writes it; `hack/verify.py` fails when the file differs from what this prints.
 
     python hack/gen_config_schema.py            # print the whole values.schema.json
@@ -22,6 +23,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "charts" / "green-training-operator" / "values.schema.json"
 CHART_OWNED = ("metricsPort", "watchNamespaces")
+GLOBAL = {
+    "type": "object",
+    "description": "Helm's global values, set by a parent chart for all its subcharts; accepted, not used",
+}
 sys.path.insert(0, str(ROOT / "operator" / "src"))
 
 
@@ -46,6 +51,7 @@ def generate(current: str) -> str:
     kueue = schema_of(KueueSchema)
     kueue["properties"].pop("enabled")
     config["kueue"] = {**kueue, "description": "the carbon AdmissionCheck's timing; enabled comes from kueue.enabled"}
+    doc["properties"]["global"] = GLOBAL
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -3,14 +3,24 @@ and each get a fresh random namespace, deleted afterwards."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from harness.cluster import ClusterInfo, bin_dir, kubeconfig
+
+# Hypothesis profiles. `unit` (the default) keeps the unit tier quick: 50 cases for each fuzz test
+# (tests with an explicit max_examples keep theirs). `fuzz` is the dedicated long run, 2000 cases each
+# (`make fuzz`, which lifts the 300 s per-test timeout; about half an hour on 2 loaded cores), or
+# HYPOTHESIS_PROFILE=fuzz. No deadline in either: this machine is shared and its timings vary.
+settings.register_profile("unit", max_examples=50, deadline=None)
+settings.register_profile("fuzz", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "unit"))
 
 
 @pytest.fixture(scope="session")

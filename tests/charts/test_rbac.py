@@ -99,7 +99,7 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
     installed = installed_namespaced
     ns = installed.namespace
     assert kubectl("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}", kubeconfig_path=installed.kubeconfig)
-    report = jobs.trainer_report(360_000.0)  # 0.1 kWh
+    report = jobs.trainer_report(36_000.0)  # 0.01 kWh: within what 1 GPU can draw in the 60 s slack
     jsonschema.validate(yaml.safe_load(report), yaml.safe_load(REPORT_SCHEMA.read_text()))
     config = with_local_traces(operator_config(render(installed.values, namespace=ns)))
     # With leader election, as the chart runs it: the Lease's Role is part of what is tested.
@@ -118,7 +118,7 @@ def test_the_operator_does_its_whole_job_as_the_charts_service_account(
         # Planned (greentrainingjobs get/watch, nodes index), Job created and watched (batch jobs),
         # pods listed for the report, status patched: the energy is the trainer's report.
         assert done["region"] == "europe-west3"
-        assert done["energy"]["joules"] == pytest.approx(360_000.0)
+        assert done["energy"]["joules"] == pytest.approx(36_000.0)
         assert done["energy"]["source"] == "nvml"
         assert done["emissions"]["grams"] > 0
         job = yaml.safe_load(kubectl("-n", ns, "get", "job", done["jobName"], "-o", "yaml").stdout)

@@ -27,9 +27,10 @@ def test_rejects_non_durations_with_an_example(text):
         parse_duration(text)
 
 
-def test_rejects_zero():
+@pytest.mark.parametrize("text", ["0s", "0.0001ms", "1ns"])  # below a microsecond is zero to timedelta
+def test_rejects_zero(text):
     with pytest.raises(ValueError, match="longer than zero"):
-        parse_duration("0s")
+        parse_duration(text)
 
 
 @pytest.mark.parametrize(

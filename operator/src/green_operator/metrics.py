@@ -100,6 +100,13 @@ class OperatorMetrics:
             ["namespace", "region", "meter"],
             registry=registry,
         )
+        self.reports_refused = Counter(
+            "greentraining_trainer_reports_refused_total",
+            "Trainer reports (termination messages) the operator refused, by reason: TooLarge, InvalidJson, "
+            "InvalidEnergy, NegativeEnergy, NonFiniteEnergy, AbsurdEnergy. Those pods' energy is estimated.",
+            ["namespace", "reason"],
+            registry=registry,
+        )
         self.finished = Counter(
             "greentraining_jobs_finished_total",
             "Jobs that ended, by phase.",

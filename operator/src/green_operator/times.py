@@ -30,6 +30,10 @@ def parse_rfc3339(value: str) -> datetime:
     return dt.astimezone(UTC)
 
 
+MAX_DURATION = timedelta(days=36525)
+"""The longest duration taken (a century): a deadline computed from one stays a valid datetime."""
+
+
 def parse_duration(text: str) -> timedelta:
     """A positive Go duration ("30s", "10m", "1h30m", "1.5h", "500ms"). Raises ValueError with an
     example of the expected form."""
@@ -44,9 +48,12 @@ def parse_duration(text: str) -> timedelta:
         pos = m.end()
     if not s or pos != len(s):
         raise ValueError(f"{text!r} is not a duration; write it like '30s', '10m' or '1h30m'")
-    if total <= 0:
-        raise ValueError(f"{text!r} must be longer than zero")
-    return timedelta(seconds=total)
+    if not total < MAX_DURATION.total_seconds():  # also inf, and what timedelta cannot hold
+        raise ValueError(f"{text!r} is longer than {MAX_DURATION.days // 365} years; write a shorter duration")
+    span = timedelta(seconds=total)
+    if span <= timedelta(0):  # also "0.0001ms": positive, but below timedelta's microsecond
+        raise ValueError(f"{text!r} must be longer than zero (at least 1us)")
+    return span
 
 
 def parse_delay(text: str) -> timedelta:

@@ -9,8 +9,11 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
-from green_operator.accounting.settle import Accounting, EnergyTotal, parse_report, total_energy
+from green_operator.accounting.reports import Refusal, Refused, TrainerReport, max_joules, read_report
+from green_operator.accounting.settle import Accounting, EnergyTotal, parse_report, reportless_pods, total_energy
+from green_operator.metrics import OperatorMetrics
 
 
 def report(joules: float, meter: str = "nvml", applied: bool | None = True) -> str:
@@ -73,9 +76,76 @@ def test_power_limit_not_applied_is_reported() -> None:
     assert e.power_reason == "no permission"
 
 
-@pytest.mark.parametrize("message", [None, "", "not json", "[1,2]", '{"v":1}', '{"energyJoules":"lots"}'])
+@pytest.mark.parametrize("message", [None, "", "not json", '{"exit":"other program"}'])
 def test_non_reports_are_ignored(message: str | None) -> None:
     assert parse_report(message) is None
+    assert read_report(message, 1e9) is None
+
+
+@pytest.mark.parametrize(
+    ("message", "refusal"),
+    [
+        ("{" * 5000, Refusal.TOO_LARGE),
+        ('{"v":1,"energyJoules":' + " " * 4096 + "1}", Refusal.TOO_LARGE),
+        ('{"v":1,"energyJoules":1', Refusal.INVALID_JSON),
+        ('{"a":' + "[" * 4000, Refusal.INVALID_JSON),
+        ("{" + '"a":' + "[" * 1500 + "]" * 1500 + "}", Refusal.INVALID_JSON),  # deeper than the JSON decoder recurses
+        ('{"v":1}', Refusal.INVALID_ENERGY),
+        ('{"energyJoules":"lots"}', Refusal.INVALID_ENERGY),
+        ('{"energyJoules":true}', Refusal.INVALID_ENERGY),
+        ('{"energyJoules":null}', Refusal.INVALID_ENERGY),
+        ('{"energyJoules":-1}', Refusal.NEGATIVE_ENERGY),
+        ('{"energyJoules":NaN}', Refusal.NON_FINITE_ENERGY),
+        ('{"energyJoules":Infinity}', Refusal.NON_FINITE_ENERGY),
+        ('{"energyJoules":1e999}', Refusal.NON_FINITE_ENERGY),
+        ('{"energyJoules":' + "9" * 400 + "}", Refusal.NON_FINITE_ENERGY),  # float() overflows
+        ('{"energyJoules":1e12}', Refusal.ABSURD_ENERGY),
+    ],
+)
+def test_bad_reports_are_refused_with_a_reason(message: str, refusal: Refusal) -> None:
+    limit = max_joules(gpus=8, wall_seconds=3600)
+    found = read_report(message, limit)
+    assert isinstance(found, Refused)
+    assert found.reason is refusal
+    assert found.detail
+    assert parse_report(message, limit) is None
+
+
+def test_absurd_means_more_than_2kw_per_gpu_over_the_wall_time() -> None:
+    limit = max_joules(gpus=4, wall_seconds=3600)
+    assert limit == 4 * 2000 * (3600 + 60)
+    assert isinstance(read_report(report(limit), limit), TrainerReport)
+    assert isinstance(read_report(report(limit * 1.01), limit), Refused)
+    # No GPU: the trainer meters the CPU; one GPU's worth bounds it. No timestamps: a week.
+    assert max_joules(gpus=0, wall_seconds=0) == 2000 * 60
+    assert max_joules(gpus=1, wall_seconds=None) == 2000 * (7 * 86400 + 60)
+
+
+def test_a_refused_report_is_estimated_counted_and_labelled() -> None:
+    absurd = report(1e15)  # 4 GPUs for an hour: at most 4 x 2 kW x 3660 s = 29 MJ
+    pods = [pod("ok", term(report(1000.0))), pod("liar", term(absurd)), pod("huge", term("x" * 5000))]
+    e = total_energy(pods, gpus_per_pod=4, estimate_watts=300)
+    assert e.refusals == [("liar", "AbsurdEnergy"), ("huge", "TooLarge")]
+    assert e.joules == pytest.approx(1000.0 + 2 * 4 * 300 * 3600)
+    assert e.estimated_pods == 2
+    acc = Accounting(e, intensity=100.0, baseline_intensity=200.0)
+    assert acc.status_fields()["energy"]["refusedReports"] == 2
+    assert "refused 2 trainer report(s): liar (AbsurdEnergy), huge (TooLarge)" in acc.summary("Succeeded")
+    registry = CollectorRegistry()
+    acc.record_metrics(OperatorMetrics(registry), "ns", "north")
+    refused = {
+        s.labels["reason"]: s.value
+        for f in registry.collect()
+        for s in f.samples
+        if s.name == "greentraining_trainer_reports_refused_total"
+    }
+    assert refused == {"AbsurdEnergy": 1.0, "TooLarge": 1.0}
+
+
+def test_report_fields_are_sanitised() -> None:
+    doc = {"energyJoules": 5, "meter": "m" * 200, "powerLimit": {"applied": "yes", "reason": "r" * 1000}}
+    found = read_report(json.dumps(doc), 1e9)
+    assert found == TrainerReport(5.0, "unknown", None, "r" * 300)
 
 
 def energy(joules: float) -> EnergyTotal:
@@ -110,3 +180,11 @@ def test_emissions_arithmetic_is_consistent(joules: float, actual: float, baseli
     assert a.grams == pytest.approx(joules / 3.6e6 * actual)
     assert a.baseline_grams - a.saved_grams == pytest.approx(a.grams, rel=1e-9, abs=1e-6)
     assert (a.saved_grams > 0) == (a.baseline_grams > a.grams)
+
+
+def test_a_refused_report_is_the_node_agents_to_measure_and_stays_labelled() -> None:
+    liar = pod("liar", term(report(1e15)))
+    assert reportless_pods([pod("ok", term(report(10.0))), liar], gpus_per_pod=4) == ["liar"]
+    e = total_energy([liar], gpus_per_pod=4, estimate_watts=300, measured={"liar": 5000.0})
+    assert (e.joules, e.meter, e.estimated_pods) == (5000.0, "node-agent", 0)
+    assert e.refusals == [("liar", "AbsurdEnergy")]

@@ -12,6 +12,7 @@ and it is released by its latest start (give or take one clock step).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
+from green_operator.accounting.settle import EnergyTotal, total_energy
 from green_operator.api.phase import Phase
 from green_operator.api.spec import TrainingJobSpec
 from green_operator.controller.actions import (
@@ -37,10 +39,12 @@ from green_operator.controller.actions import (
     WriteStatus,
 )
 from green_operator.controller.ledger import CapacityLedger
-from green_operator.controller.observed import JobMeta, Observed, child_state
+from green_operator.controller.observed import AccountingInputs, JobMeta, Observed, child_state
 from green_operator.controller.reconcile import needs, reconcile
 from green_operator.times import rfc3339
 from tests.operator.controller import builders as b
+from tests.support.fuzz import claimed_energy, termination_messages
+from tests.support.status_schema import status_errors
 
 KEY = f"{b.NS}/job"
 MAX_STEP = timedelta(minutes=45)
@@ -79,6 +83,8 @@ class World:
     """The operator's copy of the child (None: known absent; _UNKNOWN: not looked yet)."""
     next_wake: datetime | None = None
     finished: bool = False
+    energy: EnergyTotal | None = None
+    """What the pods' termination messages add up to (None: the builders' fixed figure)."""
     crash_after: int | None = None
     """A batch that makes more API calls than this dies after this many."""
     down: bool = False
@@ -132,8 +138,12 @@ class World:
             ledger=self.ledger.view(KEY, self.now),
             forecasts=b.forecasts(self.now, north, south) if n.forecasts else {},
             pods=self.ledger.pods_of(meta.namespace, meta.name),
-            accounting=b.accounting(status, child, self.now) if n.accounting else None,
+            accounting=self._accounting(status, child) if n.accounting else None,
         )
+
+    def _accounting(self, status: dict[str, Any], child: Any) -> AccountingInputs:
+        acc = b.accounting(status, child, self.now)
+        return acc if self.energy is None else dataclasses.replace(acc, energy=self.energy)
 
     def _execute(self, actions: list[Action]) -> float | None:
         # As the executor: ledger actions first, but a first decision leaves the burst queue only
@@ -174,6 +184,9 @@ class World:
                     self._patch_child({"spec": {"suspend": suspended}})
                 case WriteStatus(patch):
                     self.body["status"] = b.merge(self.body.get("status") or {}, patch)
+                    # What the apiserver would refuse is a status the operator cannot write.
+                    errors = status_errors(self.body["status"])
+                    assert not errors, (errors, self.log)
                     self.ledger.observe_status(KEY, self.body["status"])
                 case Requeue(after):
                     requeue = after
@@ -372,3 +385,63 @@ def test_one_child_released_by_its_latest_start(
     ):
         if happened:
             event(what)
+
+
+timestamps = st.sampled_from(
+    ["2026-11-25T10:00:00Z", "2026-11-25T11:30:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "x"]
+)
+
+
+@st.composite
+def pods(draw: st.DrawFn) -> list[dict[str, Any]]:
+    """Finished pods whose termination messages (current and previous attempt) came from anywhere."""
+
+    def attempt() -> dict[str, Any]:
+        term: dict[str, Any] = {"exitCode": 0, "message": draw(termination_messages | claimed_energy)}
+        if draw(st.booleans()):
+            term.update(startedAt=draw(timestamps), finishedAt=draw(timestamps))
+        return term
+
+    out = []
+    for i in range(draw(st.integers(0, 3))):
+        cs: dict[str, Any] = {"name": "train", "state": {"terminated": attempt()}}
+        if draw(st.booleans()):
+            cs["lastState"] = {"terminated": attempt()}
+        out.append({"metadata": {"name": f"job-{i}"}, "status": {"containerStatuses": [cs]}})
+    return out
+
+
+@given(
+    history=events,
+    reported=pods(),
+    gpus=st.integers(0, 8),
+    watts=st.floats(min_value=0, max_value=2000),
+)
+def test_every_status_written_validates_against_the_crd_schema(
+    history: list[Event], reported: list[dict[str, Any]], gpus: int, watts: float
+) -> None:
+    """Whatever the histories and whatever the pods report, every status patch, merged, is one the
+    apiserver takes (World checks each WriteStatus), and the job still ends Succeeded."""
+    w = World(b.body(max_delay="30m", duration="1h"), energy=total_energy(reported, gpus, watts))
+    w.run()
+    for kind, arg in [*history, ("tick", 45), ("tick", 45), ("ready", 0), ("complete", 0)]:
+        w.log.append(f"{kind} {arg}")
+        match kind:
+            case "tick":
+                w.tick(arg)
+            case "forecast":
+                w.forecast = arg
+            case "edit":
+                w.edit_template()
+            case "ready" | "complete":
+                w.child_event(kind)
+            case "restart" | "crash":  # a crash in the middle of a batch is the test above's
+                w.restarts += 1
+                w.restart()
+    if w.down:
+        w.restart()
+    assert w.finished, w.log
+    energy = w.body["status"]["energy"]
+    assert w.energy is not None
+    assert energy["refusedReports"] == len(w.energy.refusals)
+    event(f"{energy['refusedReports']} report(s) refused")

@@ -7,7 +7,8 @@ fetches the intensity of the two windows `accounting_windows` names, and `settle
   report (its termination message). A pod without a report (OOMKilled, evicted, a trainer-less
   image) takes the GPU node agent's measurement of it (meter `node-agent`, node_agent.py) where
   Prometheus has one, else it is estimated as GPUs x power limit (or the default draw) x its
-  runtime, and says so.
+  runtime, and says so. A report that cannot be believed (reports.py: too large, bad JSON,
+  negative, NaN or absurd energy) is refused, labelled, and its attempt counts as reportless.
 - Emissions: energy x the region's mean intensity over the actual run (history from the carbon
   service, with its usual fallbacks and labels).
 - Baseline: the same energy at the baseline's place and time, i.e. where and when a carbon-blind
@@ -17,12 +18,13 @@ fetches the intensity of the two windows `accounting_windows` names, and `settle
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from green_operator.accounting.reports import Refused, TrainerReport, max_joules, read_report
 from green_operator.carbon.provider import ForecastResult
 from green_operator.times import parse_rfc3339
 
@@ -42,6 +44,8 @@ class PodEnergy:
     estimated: bool
     power_applied: bool | None = None
     power_reason: str = ""
+    refused: tuple[str, ...] = ()
+    """Why its attempts' reports were refused (reports.Refusal values); they count as reportless."""
 
 
 @dataclass(frozen=True)
@@ -55,24 +59,23 @@ class EnergyTotal:
     pods: tuple[PodEnergy, ...] = field(default=())
 
     @property
+    def refusals(self) -> list[tuple[str, str]]:
+        """(pod, reason) for every attempt whose trainer report was refused."""
+        return [(p.pod, reason) for p in self.pods for reason in p.refused]
+
+    @property
     def kwh(self) -> float:
         return self.joules / JOULES_PER_KWH
 
 
-def parse_report(message: str | None) -> Mapping[str, Any] | None:
-    """The trainer's JSON report, or None for anything else (a plain-text termination message)."""
-    if not message:
+def parse_report(message: str | None, limit_joules: float = math.inf) -> Mapping[str, Any] | None:
+    """The trainer's report as a mapping, or None when there is none or it is refused (see reports)."""
+    found = read_report(message, limit_joules)
+    if not isinstance(found, TrainerReport):
         return None
-    try:
-        doc = json.loads(message)
-    except ValueError:
-        return None
-    if not isinstance(doc, Mapping) or "energyJoules" not in doc:
-        return None
-    try:
-        float(doc["energyJoules"])
-    except (TypeError, ValueError):
-        return None
+    doc: dict[str, Any] = {"energyJoules": found.joules, "meter": found.meter}
+    if found.progress is not None:
+        doc["progress"] = {"fraction": found.progress}
     return doc
 
 
@@ -87,33 +90,37 @@ def _terminations(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _runtime(term: Mapping[str, Any]) -> timedelta:
+def _runtime(term: Mapping[str, Any]) -> timedelta | None:
+    """The attempt's wall time from the kubelet's timestamps; None without them."""
     try:
         return parse_rfc3339(term["finishedAt"]) - parse_rfc3339(term["startedAt"])
-    except (KeyError, TypeError, ValueError):
-        return timedelta(0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
-def reportless_pods(pods: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Pods with an ended container attempt that left no trainer report: the node agent's to measure."""
+def _read(term: Mapping[str, Any], gpus_per_pod: int) -> TrainerReport | Refused | None:
+    runtime = _runtime(term)
+    return read_report(term.get("message"), max_joules(gpus_per_pod, runtime.total_seconds() if runtime else None))
+
+
+def reportless_pods(pods: Iterable[Mapping[str, Any]], gpus_per_pod: int = 0) -> list[str]:
+    """Pods with an ended container attempt that left no trainer report, or one refused: the node
+    agent's to measure. `gpus_per_pod` bounds believable energy (0: as for one GPU, the strictest)."""
     return [
         str((pod.get("metadata") or {}).get("name", ""))
         for pod in pods
-        if any(parse_report(t.get("message")) is None for t in _terminations(pod))
+        if any(not isinstance(_read(t, gpus_per_pod), TrainerReport) for t in _terminations(pod))
     ]
 
 
-def _reported(name: str, report: Mapping[str, Any]) -> PodEnergy:
-    limit = report.get("powerLimit") or {}
-    if isinstance(limit, Mapping) and limit.get("code") == "NotRequested":
-        limit = {}  # the wrapper was not asked (the node agent sets limits): it knows nothing of one
+def _reported(name: str, report: TrainerReport) -> PodEnergy:
     return PodEnergy(
         name,
-        float(report["energyJoules"]),
-        str(report.get("meter", "unknown")),
-        estimated=str(report.get("meter")) == ESTIMATE,
-        power_applied=limit.get("applied") if isinstance(limit, Mapping) else None,
-        power_reason=str(limit.get("reason") or "") if isinstance(limit, Mapping) else "",
+        report.joules,
+        report.meter,
+        estimated=report.meter == ESTIMATE,
+        power_applied=report.power_applied,
+        power_reason=report.power_reason,
     )
 
 
@@ -122,17 +129,34 @@ def pod_energy(
 ) -> list[PodEnergy]:
     """The pod's attempts; `measured` is the node agent's figure for the whole pod, when there is one."""
     name = str((pod.get("metadata") or {}).get("name", ""))
-    attempts = [(term, parse_report(term.get("message"))) for term in _terminations(pod)]
-    reported = [_reported(name, report) for _, report in attempts if report is not None]
-    reportless = [term for term, report in attempts if report is None]
+    reported: list[PodEnergy] = []
+    reportless: list[Mapping[str, Any]] = []
+    refused: list[str] = []
+    for term in _terminations(pod):
+        found = _read(term, gpus_per_pod)
+        if isinstance(found, TrainerReport):
+            reported.append(_reported(name, found))
+            continue
+        reportless.append(term)
+        if isinstance(found, Refused):
+            refused.append(found.reason.value)
     if not reportless:
         # A pod with no ended container never ran its command (evicted while pending): nothing to count.
         return reported
+    labels = tuple(refused)
     if measured is not None:
         # The agent measured every attempt; the reports cover some: the rest is the reportless ones'.
-        return [*reported, PodEnergy(name, max(measured - sum(p.joules for p in reported), 0.0), NODE_AGENT, False)]
+        rest = max(measured - sum(p.joules for p in reported), 0.0)
+        return [*reported, PodEnergy(name, rest, NODE_AGENT, False, refused=labels)]
     watts = max(gpus_per_pod, 1) * estimate_watts
-    return [*reported, *(PodEnergy(name, watts * _runtime(t).total_seconds(), ESTIMATE, True) for t in reportless)]
+    estimates = [PodEnergy(name, watts * _seconds(t), ESTIMATE, True) for t in reportless]
+    estimates[0] = replace(estimates[0], refused=labels)
+    return [*reported, *estimates]
+
+
+def _seconds(term: Mapping[str, Any]) -> float:
+    runtime = _runtime(term)
+    return max(runtime.total_seconds(), 0.0) if runtime is not None else 0.0
 
 
 def total_energy(
@@ -198,6 +222,7 @@ class Accounting:
                 "kilowattHours": f"{e.kwh:.3f}",
                 "source": e.meter,
                 "estimatedPods": e.estimated_pods,
+                "refusedReports": len(e.refusals),
                 "live": False,
             },
             "emissions": {
@@ -217,6 +242,9 @@ class Accounting:
         pct = self.saved_percent
         saved = "n/a" if pct is None else f"{self.saved_grams:.1f} g ({pct:.1f}%)"
         est = f", {self.energy.estimated_pods} pod(s) estimated" if self.energy.estimated_pods else ""
+        refused = self.energy.refusals
+        if refused:
+            est += f"; refused {len(refused)} trainer report(s): " + ", ".join(f"{pod} ({why})" for pod, why in refused)
         return (
             f"{phase}: used {self.energy.kwh:.3f} kWh ({self.energy.meter}{est}), emitted {self.grams:.1f} g CO2eq "
             f"at {self.intensity:.0f} g/kWh; saved {saved} against running immediately"
@@ -229,6 +257,8 @@ class Accounting:
         else:
             metrics.excess_grams.labels(namespace, region).inc(-self.saved_grams)
         metrics.energy_joules.labels(namespace, region, self.energy.meter).inc(max(self.energy.joules, 0.0))
+        for _, reason in self.energy.refusals:
+            metrics.reports_refused.labels(namespace, reason).inc()
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ class Reason:
     DEADLINE_FEASIBLE = "DeadlineFeasible"
     DEADLINE_INFEASIBLE = "DeadlineInfeasible"
     STARTED_LATE = "StartedAfterLatestStart"
+    REPORT_REFUSED = "TrainerReportRefused"
+    """A pod's termination message was refused as a trainer report (accounting/reports.py)."""
     LIVE_DATA = "LiveData"
     TRACE_DATA = "TraceData"
     """The region is configured to plan on a carbon trace file, and does: by design, not a fallback."""

@@ -56,25 +56,37 @@ class JobFields:
         return out
 
 
+MAX_INT32 = 2**31 - 1
+"""The largest value taken (the Job API's int32 fields; beyond it an activeDeadlineSeconds overflows)."""
+
+
 def _int(raw: Mapping[str, Any], key: str, minimum: int, problems: list[tuple[str, str]]) -> int | None:
     if key not in raw or raw[key] is None:
         return None
     value = raw[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        problems.append((f"{FIELD}.{key}", f"must be a whole number, at least {minimum}"))
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT32:
+        problems.append((f"{FIELD}.{key}", f"must be a whole number, at least {minimum} (at most {MAX_INT32})"))
         return None
     return value
 
 
-def parse_job_fields(raw: Mapping[str, Any] | None, parallelism: int) -> tuple[JobFields, list[tuple[str, str]]]:
+def parse_job_fields(raw: Any, parallelism: int) -> tuple[JobFields, list[tuple[str, str]]]:
     """The fields and the (field, message) problems the CRD would have refused (objects stored before
     the CRD had its rules, or a CRD not installed from this chart)."""
-    raw = raw or {}
     problems: list[tuple[str, str]] = []
+    if raw is not None and not isinstance(raw, Mapping):
+        problems.append((FIELD, f"must be an object of batch/v1 Job fields, not {type(raw).__name__}"))
+    raw = raw if isinstance(raw, Mapping) else {}
+    policy = raw.get("podFailurePolicy")
+    if policy is not None and not (isinstance(policy, Mapping) and isinstance(policy.get("rules") or [], list)):
+        problems.append(
+            (f"{FIELD}.podFailurePolicy", "must be an object with a list of rules (batch/v1 PodFailurePolicy)")
+        )
+        policy = None
     fields = JobFields(
         ttl_seconds_after_finished=_int(raw, "ttlSecondsAfterFinished", 0, problems),
         active_deadline_seconds=_int(raw, "activeDeadlineSeconds", 1, problems),
-        pod_failure_policy=raw.get("podFailurePolicy"),
+        pod_failure_policy=policy,
         backoff_limit_per_index=_int(raw, "backoffLimitPerIndex", 0, problems),
         max_failed_indexes=_int(raw, "maxFailedIndexes", 0, problems),
     )
@@ -86,7 +98,10 @@ def parse_job_fields(raw: Mapping[str, Any] | None, parallelism: int) -> tuple[J
         if fields.max_failed_indexes > parallelism:
             problems.append((f"{FIELD}.maxFailedIndexes", f"must be at most spec.parallelism ({parallelism})"))
     rules = (fields.pod_failure_policy or {}).get("rules") or []
-    if any((r or {}).get("action") == "FailIndex" for r in rules) and fields.backoff_limit_per_index is None:
+    if (
+        any(isinstance(r, Mapping) and r.get("action") == "FailIndex" for r in rules)
+        and fields.backoff_limit_per_index is None
+    ):
         problems.append(
             (
                 f"{FIELD}.podFailurePolicy",

@@ -8,7 +8,7 @@ back from here as `SpecProblem`s that the handlers turn into a False condition a
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,10 +102,16 @@ def held_gpus(gpus_per_pod: int, parallelism: int) -> int:
 def body_gpus(body: Mapping[str, Any]) -> int | None:
     """`held_gpus` of a raw GreenTrainingJob (any namespace's, as the ledger sees them); None when
     its spec is too broken to say."""
-    spec = body.get("spec") or {}
+    spec = body.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    template = spec.get("template") or {}
+    parallelism = spec.get("parallelism", 1)
+    if not isinstance(template, Mapping) or isinstance(parallelism, bool) or not isinstance(parallelism, int):
+        return None
     try:
-        return held_gpus(gpus_in_template(spec.get("template") or {}), int(spec.get("parallelism", 1)))
-    except (TypeError, ValueError):
+        return held_gpus(gpus_in_template(template), parallelism)
+    except (TypeError, ValueError, AttributeError, OverflowError):
         return None
 
 
@@ -116,8 +122,23 @@ def gpus_in_template(template: Mapping[str, Any]) -> int:
         res = c.get("resources") or {}
         limits, requests = res.get("limits") or {}, res.get("requests") or {}
         for resource in GPU_RESOURCES:
-            total += int(limits.get(resource, requests.get(resource, 0)))
+            total += _whole(limits.get(resource, requests.get(resource, 0)))
     return total
+
+
+def _whole(value: Any) -> int:
+    """A GPU count: a whole number of at least zero (int, "2", or 2.0); raises ValueError/TypeError."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise TypeError(f"{value!r} is not a whole number")
+    count = int(value)
+    if count < 0:
+        raise ValueError(f"{value!r} is negative")
+    return count
+
+
+MAX_SPAN = timedelta(days=3660)
+"""The longest estimatedDuration or maxDelay taken (ten years): beyond it, date arithmetic overflows."""
+MAX_INT32 = 2**31 - 1
 
 
 def mig_resources(template: Mapping[str, Any]) -> list[str]:
@@ -173,36 +194,41 @@ def parse_spec(
     body: Mapping[str, Any], known_regions: Sequence[str], *, check_regions: bool = True
 ) -> TrainingJobSpec | list[SpecProblem]:
     """`check_regions=False` accepts regions this operator does not know (a released job keeps
-    running where it was placed after its region leaves the configuration)."""
+    running where it was placed after its region leaves the configuration).
+
+    The apiserver checked the metadata; the spec is checked here field by field as well, since an
+    object stored under an older schema (or written around it) may hold anything: never raises."""
     meta = body.get("metadata") or {}
-    spec = body.get("spec") or {}
+    raw = body.get("spec")
+    if not isinstance(raw, Mapping):
+        return [SpecProblem("spec", "must be an object with estimatedDuration, schedule and template")]
+    spec: Mapping[str, Any] = raw
     problems: list[SpecProblem] = []
 
     created = parse_rfc3339(meta["creationTimestamp"])
-    try:
-        duration = parse_duration(str(spec.get("estimatedDuration", "")))
-    except ValueError as exc:
-        problems.append(SpecProblem("spec.estimatedDuration", str(exc)))
-        duration = timedelta(0)
+    duration = _span(spec.get("estimatedDuration", ""), "spec.estimatedDuration", problems, parse_duration)
+    duration = duration or timedelta(0)
 
-    schedule = spec.get("schedule") or {}
+    schedule = _mapping(spec.get("schedule"), "spec.schedule", problems)
     deadline: datetime | None = None
     if "deadline" in schedule:
         try:
             deadline = parse_rfc3339(str(schedule["deadline"]))
-        except ValueError as exc:
+        except (ValueError, OverflowError) as exc:
             problems.append(SpecProblem("spec.schedule.deadline", str(exc)))
     elif "maxDelay" in schedule:
-        try:
-            max_delay = parse_delay(str(schedule["maxDelay"]))
-        except ValueError as exc:
-            problems.append(SpecProblem("spec.schedule.maxDelay", str(exc)))
-        else:
+        max_delay = _span(schedule["maxDelay"], "spec.schedule.maxDelay", problems, parse_delay)
+        if max_delay is not None:
             deadline = created + max_delay + duration
     else:
         problems.append(SpecProblem("spec.schedule", "set exactly one of deadline or maxDelay"))
 
-    wanted = tuple((spec.get("placement") or {}).get("regions") or ())
+    placement = _mapping(spec.get("placement"), "spec.placement", problems)
+    wanted_raw = placement.get("regions") or ()
+    if not isinstance(wanted_raw, (list, tuple)) or not all(isinstance(r, str) for r in wanted_raw):
+        problems.append(SpecProblem("spec.placement.regions", "must be a list of region names"))
+        wanted_raw = ()
+    wanted = tuple(wanted_raw)
     unknown = [r for r in wanted if r not in known_regions] if check_regions else []
     if unknown:
         problems.append(
@@ -213,18 +239,13 @@ def parse_spec(
         )
     regions = wanted or tuple(known_regions)
 
-    power_raw = spec.get("power") or {}
-    policy = PowerPolicy(power_raw.get("policy", "Auto"))
-    power = PowerRequest(
-        policy=policy,
-        watts=float(power_raw["gpuPowerLimitWatts"]) if "gpuPowerLimitWatts" in power_raw else None,
-        max_slowdown_percent=float(power_raw.get("maxSlowdownPercent", 10)),
-    )
+    power = _power(_mapping(spec.get("power"), "spec.power", problems), problems)
+    backoff_limit = _count(spec.get("backoffLimit", 0), "spec.backoffLimit", 0, problems)
 
-    template = spec.get("template") or {}
+    template = _mapping(spec.get("template"), "spec.template", problems)
     try:
         gpus_per_pod = gpus_in_template(template)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError, OverflowError):
         problems.append(
             SpecProblem(
                 "spec.template.spec.containers[].resources.limits",
@@ -232,6 +253,7 @@ def parse_spec(
             )
         )
         gpus_per_pod = 0
+        template = {}  # too broken to read further: its problem is reported
     mig = mig_resources(template)
     if mig:
         problems.append(
@@ -243,7 +265,7 @@ def parse_spec(
             )
         )
 
-    parallelism = int(spec.get("parallelism", 1))
+    parallelism = _count(spec.get("parallelism", 1), "spec.parallelism", 1, problems)
     problems += _distributed_problems(str(meta.get("name", "")), template, parallelism)
     job_fields, job_problems = parse_job_fields(spec.get("job"), parallelism)
     problems += [SpecProblem(f, m) for f, m in job_problems]
@@ -274,7 +296,7 @@ def parse_spec(
         created=created,
         template=template,
         parallelism=parallelism,
-        backoff_limit=int(spec.get("backoffLimit", 0)),
+        backoff_limit=backoff_limit,
         estimated_duration=duration,
         deadline=deadline,
         regions=regions,
@@ -285,3 +307,59 @@ def parse_spec(
         annotations=propagated(meta.get("annotations")),
         interruption=interruption,
     )
+
+
+def _mapping(value: Any, path: str, problems: list[SpecProblem]) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        problems.append(SpecProblem(path, f"must be an object, not {type(value).__name__}"))
+        return {}
+    return value
+
+
+def _span(value: Any, path: str, problems: list[SpecProblem], parse: Callable[[str], timedelta]) -> timedelta | None:
+    try:
+        span = parse(str(value))
+    except ValueError as exc:
+        problems.append(SpecProblem(path, str(exc)))
+        return None
+    except OverflowError:
+        span = MAX_SPAN + timedelta(days=1)
+    if span > MAX_SPAN:
+        problems.append(SpecProblem(path, f"{value!r} is longer than ten years; write a shorter duration"))
+        return None
+    return span
+
+
+def _count(value: Any, path: str, least: int, problems: list[SpecProblem]) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_INT32:
+        problems.append(SpecProblem(path, f"must be a whole number of at least {least}, not {value!r}"))
+        return least
+    return value
+
+
+def _power(raw: Mapping[str, Any], problems: list[SpecProblem]) -> PowerRequest:
+    try:
+        policy = PowerPolicy(raw.get("policy", "Auto"))
+    except ValueError:
+        choices = ", ".join(p.value for p in PowerPolicy)
+        problems.append(SpecProblem("spec.power.policy", f"must be one of {choices}, not {raw.get('policy')!r}"))
+        policy = PowerPolicy.AUTO
+    watts = raw.get("gpuPowerLimitWatts")
+    if watts is not None and not (_number(watts) and 1 <= watts <= 2000):
+        problems.append(SpecProblem("spec.power.gpuPowerLimitWatts", f"must be 1..2000 watts, not {watts!r}"))
+        watts = None
+    slowdown = raw.get("maxSlowdownPercent", 10)
+    if not (_number(slowdown) and 0 <= slowdown <= 100):
+        problems.append(SpecProblem("spec.power.maxSlowdownPercent", f"must be 0..100, not {slowdown!r}"))
+        slowdown = 10
+    return PowerRequest(
+        policy=policy,
+        watts=float(watts) if watts is not None else None,
+        max_slowdown_percent=float(slowdown),
+    )
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

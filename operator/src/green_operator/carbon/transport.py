@@ -171,7 +171,7 @@ class HttpClient:
     def decode(self, resp: requests.Response, path: str) -> Any:
         try:
             return json.loads(resp.content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
             excerpt = resp.content[:80].decode("utf-8", "replace")
             raise self.error(
                 f"GET {path} returned malformed JSON (starts {excerpt!r})", ErrorReason.MALFORMED
@@ -198,7 +198,7 @@ def _error_detail(resp: requests.Response) -> str:
     text = resp.content[:2000].decode("utf-8", "replace")
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text[:200]
     if isinstance(body, dict):
         for key in ("error", "message", "detail", "title"):

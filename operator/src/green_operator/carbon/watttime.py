@@ -141,7 +141,7 @@ class WattTimeProvider:
             obj = as_mapping(body, "response")
             meta = as_mapping(field(obj, "meta", "response"), "response.meta")
             units = field(meta, "units", "response.meta")
-            if units not in UNIT_FACTORS:
+            if not isinstance(units, str) or units not in UNIT_FACTORS:
                 raise PayloadError(
                     f"response.meta.units: unsupported units {units!r}; expected one of {sorted(UNIT_FACTORS)}"
                 )
@@ -149,7 +149,7 @@ class WattTimeProvider:
             signal_type = meta.get("signal_type", self._signal_type)
             kind = SIGNAL_KINDS.get(str(signal_type), SIGNAL_KINDS[self._signal_type])
             period = meta.get("data_point_period_seconds")
-            step = timedelta(seconds=period) if isinstance(period, int) and period > 0 else None
+            step = timedelta(seconds=period) if isinstance(period, int) and 0 < period <= 86400 else None
             items = as_list(field(obj, "data", "response"), "response.data")
             pts: list[IntensityPoint] = []
             for i, it in enumerate(items):

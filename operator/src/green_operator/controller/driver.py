@@ -310,7 +310,7 @@ class Controller:
         pods = await self.kube.list_pods(meta.namespace, f"job-name={job_name(meta.name)}") if child else []
         limit = (status.get("power") or {}).get("gpuPowerLimitWatts")
         watts = float(limit) if limit else self.config.planner.default_gpu_watts
-        energy = total_energy(pods, spec.gpus_per_pod, watts, await self._node_agent_energy(meta, pods, child))
+        energy = total_energy(pods, spec.gpus_per_pod, watts, await self._node_agent_energy(meta, spec, pods, child))
         if status.get("segments"):
             windows = segmented_windows(status, child.completion_time if child else None, spec.regions[0], now)
         else:
@@ -328,10 +328,10 @@ class Controller:
         return AccountingInputs(energy, windows, actual, baseline)
 
     async def _node_agent_energy(
-        self, meta: JobMeta, pods: list[JsonDict], child: ChildState | None
+        self, meta: JobMeta, spec: TrainingJobSpec, pods: list[JsonDict], child: ChildState | None
     ) -> dict[str, float]:
         """The node agent's joules for pods that left no trainer report; {} without Prometheus or data."""
-        missing = reportless_pods(pods)
+        missing = reportless_pods(pods, spec.gpus_per_pod)
         if not missing or self.config.prometheus_url is None:
             return {}
         now = utcnow()

@@ -98,6 +98,10 @@ def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> lis
     phase, patch = tr.finished(o.status, spec.generation, child, acc, o.now)
     region = str(o.status.get("region") or "")
     reason = Reason.JOB_SUCCEEDED if phase is Phase.SUCCEEDED else Reason.JOB_FAILED
+    refused = [
+        Emit(Reason.REPORT_REFUSED, f"pod {pod}: trainer report refused ({why}); counted as reportless", True)
+        for pod, why in inputs.energy.refusals
+    ]
     # Only now, accounted, may the child (and its pods' reports) go: its TTL is set after the status
     # write, so a crash in between leaves the Job in place rather than unaccounted.
     ttl = ttl_patch(spec.job) if child is not None else None
@@ -106,6 +110,7 @@ def _finish(o: Observed, spec: TrainingJobSpec, child: ChildState | None) -> lis
         Book(None),
         RecordFinish(str(phase), region, acc),
         Emit(reason, acc.summary(str(phase)), warning=phase is Phase.FAILED),
+        *refused,
         *([PatchChild(ttl)] if ttl else []),
         Done(),
     ]

@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from green_operator.accounting.reports import max_joules
 from green_operator.accounting.segments import settle_segments, spans
 from green_operator.accounting.settle import parse_report
 from green_operator.api import conditions as cond
@@ -419,6 +420,14 @@ def _while_paused(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     return [*release, *book, Requeue(max((min(start, _next_replan(o)) - o.now).total_seconds(), 0.0))]
 
 
+def _wall_seconds(started: str, finished: str) -> float | None:
+    """The paused container's wall time from the kubelet's timestamps (bounds believable energy)."""
+    try:
+        return (parse_rfc3339(finished) - parse_rfc3339(started)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
 def _read_reports(o: Observed, spec: TrainingJobSpec, pods: Sequence[Any]) -> list[Action]:
     """Record the paused pods' reports (energy, progress) in status, then let the pods go."""
     progress = _progress(o.status)
@@ -427,7 +436,8 @@ def _read_reports(o: Observed, spec: TrainingJobSpec, pods: Sequence[Any]) -> li
     fractions = []
     joules = 0.0
     for h in pods:
-        doc = parse_report(h.message)
+        wall = _wall_seconds(h.started_at, h.finished_at)
+        doc = parse_report(h.message, max_joules(spec.gpus_per_pod, wall))
         entry: dict[str, Any] = {"pod": h.name, "joules": 0.0, "meter": "none"}
         if doc is not None:
             entry.update(joules=float(doc["energyJoules"]), meter=str(doc.get("meter", "unknown")))

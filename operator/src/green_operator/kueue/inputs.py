@@ -6,6 +6,7 @@ value is `Malformed`, naming the annotation and the fix: the job then runs carbo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -120,7 +121,7 @@ def _power(values: dict[str, str]) -> PowerRequest | Malformed:
             watts = float(limit)
         except ValueError:
             watts = 0.0
-        if watts <= 0:
+        if not (math.isfinite(watts) and watts > 0):  # "nan" and "inf" parse as floats
             return Malformed(ANN_POWER_LIMIT, f"is {limit!r}", "write the limit in watts, e.g. 250")
         return PowerRequest(PowerPolicy.FIXED, watts)
     policy_text = values.get(ANN_POWER_POLICY, PowerPolicy.AUTO.value)
