@@ -379,7 +379,7 @@ cmd_restart() { # cmd_restart <component> [--kill]
   deadline=$((SECONDS + UP_TIMEOUT))
   until { [[ "$name" != etcd ]] || curl -sf "http://127.0.0.1:$ETCD_PORT/health" >/dev/null 2>&1; } &&
         api_get /readyz >/dev/null 2>&1; do
-    [[ -n "$(pid_of "$name")" ]] || die "restart: $name exited while starting; see $LOGS/$name.log"
+    alive "$(cat "$PIDS/$name.pid" 2>/dev/null || true)" || die "restart: $name exited while starting; see $LOGS/$name.log"
     ((SECONDS < deadline)) || die "restart: $name not healthy after ${UP_TIMEOUT}s (logs in $LOGS)"
     sleep 0.3
   done

@@ -54,13 +54,25 @@ stop() { # stop <name>: SIGTERM, then SIGKILL after 15 s
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+alive() { # a process that exists and is not a zombie waiting to be reaped
+  local state
+  [[ -n "${1:-}" ]] || return 1
+  state="$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != "Z" ]]
+}
+
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_for() { # wait_for <description> <process name> <command...>
   local what="$1" name="$2"; shift 2
   local deadline=$((SECONDS + UP_TIMEOUT))
+  local pid
+  pid="$(cat "$ST/$name.pid" 2>/dev/null || true)"
   until "$@" >/dev/null 2>&1; do
-    if [[ -z "$(pid_of "$name")" ]]; then
+    # By the recorded pid, not pid_of: until setsid/unshare have exec'd, the child's command line
+    # is still this script's, and pid_of would take a starting process for a dead one.
+    if ! alive "$pid"; then
+      sleep 0.5 # let its last words reach the log
       tail -n 25 "$ST/$name.log" >&2 || true
       die "$name exited while starting (log: $ST/$name.log)"
     fi

@@ -82,7 +82,12 @@ def test_a_reportless_pod_is_accounted_from_the_node_agent(
     try:
         create(namespace, body)
         # The kubelet allocates the pod one GPU as soon as it exists.
-        pod = wait_for(lambda: pods_of(namespace, JOB), timeout=60, message="the job's pod")[0]
+        # Created, then bound by the scheduler: wait for the binding, not just the pod.
+        pod = wait_for(
+            lambda: next((p for p in pods_of(namespace, JOB) if p.spec.node_name), None),
+            timeout=60,
+            message="the job's pod, scheduled",
+        )
         assert pod.spec.node_name == node
         k.set_pod(namespace, pod.metadata.name, {"train": {"nvidia.com/gpu": [gpu_uuid(0)]}})
         wait_for(lambda: agent.nvml.gpus()[0].limit_mw == 250_000, timeout=30, message=agent.log)
