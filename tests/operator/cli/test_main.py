@@ -120,3 +120,14 @@ def test_plan_from_cluster_without_credentials_is_a_clear_error(
     monkeypatch.setenv("HOME", str(tmp_path))
     assert cli.main(["plan", "-f", str(JOB), "--from-cluster", "--namespace", "ops"]) == 2
     assert "green-operator plan:" in capsys.readouterr().err
+
+
+def test_the_package_runs_as_a_module() -> None:
+    """`python -m green_operator.cli` is what hack/demo.sh runs: it must stay the command."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "green_operator.cli", "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("green-operator ")
