@@ -71,12 +71,6 @@ stop_one() { # stop_one <name> <signal>: and wait until it is gone
   rm -f "$PIDS/$name.pid"
 }
 
-alive() { # a process that exists and is not a zombie waiting to be reaped
-  local state
-  state="$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null || true)"
-  [[ -n "$state" && "$state" != "Z" ]]
-}
-
 stop_all() {
   # One at a time, in reverse start order: the apiserver drains its requests while etcd is still
   # up (stopped together, it can outlive its grace period retrying a dead etcd).

@@ -26,3 +26,10 @@ kueue_key() {
 kueue_bin_dir() {
   echo "$GREEN_CACHE/bin/kueue-$(kueue_key)"
 }
+
+alive() { # alive <pid>: a process that exists and is not a zombie waiting to be reaped
+  local state
+  [[ -n "${1:-}" ]] || return 1
+  state="$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null || true)"
+  [[ -n "$state" && "$state" != "Z" ]]
+}

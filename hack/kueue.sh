@@ -54,13 +54,6 @@ stop() { # stop <name>: SIGTERM, then SIGKILL after 15 s
   kill -KILL "$pid" 2>/dev/null || true
 }
 
-alive() { # a process that exists and is not a zombie waiting to be reaped
-  local state
-  [[ -n "${1:-}" ]] || return 1
-  state="$(sed -E 's/.*\) ([A-Za-z]).*/\1/' "/proc/$1/stat" 2>/dev/null || true)"
-  [[ -n "$state" && "$state" != "Z" ]]
-}
-
 free_port() { "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 wait_for() { # wait_for <description> <process name> <command...>

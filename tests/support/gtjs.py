@@ -13,6 +13,8 @@ from tests.support.operator_config import TraceGrid
 
 GROUP, VERSION, PLURAL = "greentraining.io", "v1alpha1", "greentrainingjobs"
 SLOT = timedelta(seconds=5)
+DECIDED = ("Deferred", "Starting", "Running", "Succeeded", "Failed")
+"""Phases a job has once the operator has decided it."""
 
 
 def gtj(
@@ -102,3 +104,18 @@ def traces_with_window(
 
 def pods_of(namespace: str, job_name: str) -> list[client.V1Pod]:
     return client.CoreV1Api().list_namespaced_pod(namespace, label_selector=f"job-name={job_name}").items
+
+
+def statuses(namespace: str) -> dict[str, dict[str, Any]]:
+    """Every GreenTrainingJob's status in the namespace, by name, from one list call."""
+    items = client.CustomObjectsApi().list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
+    return {o["metadata"]["name"]: o.get("status") or {} for o in items}
+
+
+def children_by_owner(namespace: str) -> dict[str, list[str]]:
+    """The namespace's Jobs, by the name of the object that owns them."""
+    out: dict[str, list[str]] = {}
+    for job in client.BatchV1Api().list_namespaced_job(namespace).items:
+        for ref in job.metadata.owner_references or []:
+            out.setdefault(ref.name, []).append(job.metadata.name)
+    return out

@@ -16,13 +16,22 @@ from kubernetes import client
 from harness.operator import OperatorProcess
 from harness.processes import free_port
 from harness.waiting import wait_for
-from tests.support.gtjs import GROUP, PLURAL, SLOT, VERSION, gtj, traces_with_window
+from tests.support.gtjs import (
+    DECIDED,
+    GROUP,
+    PLURAL,
+    SLOT,
+    VERSION,
+    children_by_owner,
+    gtj,
+    statuses,
+    traces_with_window,
+)
 from tests.support.operator_config import make_config
 
 pytestmark = pytest.mark.integration
 
 LEASE = "green-training-operator"
-DECIDED = ("Deferred", "Starting", "Running", "Succeeded", "Failed")
 
 
 def elect_args(namespace: str) -> list[str]:
@@ -52,16 +61,7 @@ def holder(namespace: str) -> str:
 
 
 def phases(namespace: str) -> dict[str, str]:
-    items = client.CustomObjectsApi().list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-    return {o["metadata"]["name"]: (o.get("status") or {}).get("phase", "") for o in items}
-
-
-def children_by_owner(namespace: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for job in client.BatchV1Api().list_namespaced_job(namespace).items:
-        for ref in job.metadata.owner_references or []:
-            out.setdefault(ref.name, []).append(job.metadata.name)
-    return out
+    return {name: st.get("phase", "") for name, st in statuses(namespace).items()}
 
 
 def test_the_standby_takes_over_a_burst_when_the_leader_is_killed(tmp_path: Path, namespace: str, crd: None) -> None:

@@ -17,17 +17,20 @@ from kubernetes import client
 
 from harness.cluster import REPO
 from harness.waiting import wait_for
-from tests.support.gtjs import GROUP, PLURAL, SLOT, VERSION, gtj, traces_with_window
+from tests.support.gtjs import (
+    DECIDED,
+    GROUP,
+    PLURAL,
+    SLOT,
+    VERSION,
+    children_by_owner,
+    gtj,
+    statuses,
+    traces_with_window,
+)
 from tests.support.operator_config import make_config
 
 pytestmark = pytest.mark.integration
-
-DECIDED = ("Deferred", "Starting", "Running", "Succeeded", "Failed")
-
-
-def statuses(namespace: str) -> dict[str, dict[str, Any]]:
-    items = client.CustomObjectsApi().list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]
-    return {o["metadata"]["name"]: o.get("status") or {} for o in items}
 
 
 def decided(namespace: str, names: list[str]) -> bool:
@@ -82,10 +85,7 @@ def test_the_operator_rides_out_a_crash_of_the_control_plane_mid_burst(
     for name, s in st.items():
         # The promise: never planned past the latest start.
         assert s["plannedStart"] <= s["latestStart"], (name, s)
-    children: dict[str, list[str]] = {}
-    for job in client.BatchV1Api().list_namespaced_job(namespace).items:
-        for ref in job.metadata.owner_references or []:
-            children.setdefault(ref.name, []).append(job.metadata.name)
+    children = children_by_owner(namespace)
     assert {n: c for n, c in children.items() if len(c) != 1} == {}
     released = {n for n, s in st.items() if s.get("phase") in ("Starting", "Running", "Succeeded", "Failed")}
     assert released, "the jobs that run now must have been released"
