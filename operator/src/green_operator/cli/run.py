@@ -78,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
+    # kopf imports the synchronous `kubernetes` client, when installed, only to recognise its
+    # models (34 MiB resident); this process never uses it, and logs kopf in itself (handlers.login).
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     import kopf
     from prometheus_client import start_http_server
 

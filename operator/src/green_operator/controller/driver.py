@@ -43,6 +43,7 @@ from .observed import (
     Settings,
     child_state,
     service_state,
+    slim_child,
 )
 from .reconcile import needs, observe_spec, reconcile
 from .recorder import EventRecorder
@@ -171,7 +172,7 @@ class Controller:
         if body is None:
             self.children[key] = None
         elif key not in self.children or _rv(body) >= _rv(self.children[key]):
-            self.children[key] = without_managed_fields(body)
+            self.children[key] = slim_child(body)
         self.poke(key)
 
     def observe_pod(self, body: Mapping[str, Any]) -> None:
@@ -280,7 +281,7 @@ class Controller:
             self.statuses[key] = (out.status_rv, out.status)
             self._phase(key, out.status)
         if out.child_known:
-            self.children[key] = out.child
+            self.children[key] = slim_child(out.child) if out.child is not None else None
         label = _reconcile_label(actions)
         if label:
             self.metrics.reconcile_seconds.labels(label).observe(time.perf_counter() - t0)
@@ -294,7 +295,7 @@ class Controller:
         if not status.get("jobName") and not status.get("phase"):
             return None  # never created (a create that finds it anyway adopts it)
         child = await self.kube.get_or_none(job_path(meta.namespace, job_name(meta.name)))
-        self.children.setdefault(key, child)
+        self.children.setdefault(key, slim_child(child) if child is not None else None)
         return self.children[key]
 
     async def _service(self, key: str, meta: JobMeta) -> ServiceState | None:
