@@ -12,10 +12,8 @@ import pytest
 from kubernetes import client
 
 from harness.cluster import REPO
-from harness.multicluster import Stack, Worker
+from harness.multicluster import KUEUE_GROUP, KUEUE_VERSION, Stack, Worker, condition_status
 from harness.waiting import wait_for
-from tests.support.kueue import KUEUE_GROUP, KUEUE_VERSION
-from tests.support.multicluster import condition_status
 
 pytestmark = [pytest.mark.integration, pytest.mark.multicluster]
 
