@@ -103,7 +103,10 @@ def assert_one_copy_in(samples: list[dict[str, list[str]]], owner: str, target: 
     assert any(s[target.name] == [owner] for s in samples), "the remote copy was never seen"
 
 
-def test_a_job_waits_for_its_nomination_then_runs_in_that_worker_only(stack: Stack, mc_namespace: str) -> None:
+def test_a_job_waits_for_its_nomination_then_runs_in_that_worker_only(
+    multicluster_stack: Stack, mc_namespace: str
+) -> None:
+    stack = multicluster_stack
     ns, target = mc_namespace, stack.workers[-1]
     batch = client.BatchV1Api(stack.manager.api())
     batch.create_namespaced_job(ns, batch_job("train", stack.local_queue, dict(COMPLETE_DELAY)))
@@ -127,8 +130,9 @@ def test_a_job_waits_for_its_nomination_then_runs_in_that_worker_only(stack: Sta
 
 
 def test_a_jobset_runs_in_the_nominated_worker_without_a_jobset_controller_in_the_manager(
-    stack: Stack, mc_namespace: str
+    multicluster_stack: Stack, mc_namespace: str
 ) -> None:
+    stack = multicluster_stack
     ns, target = mc_namespace, stack.workers[0]
     api = client.CustomObjectsApi(stack.manager.api())
     group, version = "jobset.x-k8s.io", "v1alpha2"
