@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from harness.multicluster import Stack, Worker, condition_status, nominate, workload_of
+from harness.multicluster import Stack, Worker, condition_status, dispatch, workload_of
 from harness.waiting import wait_for
 from tests.support.kueue import batch_job, jobset
 
@@ -63,16 +63,7 @@ def nominate_and_follow(
     sampling the workers' copies all along (returned)."""
     samples = [remote_copies(stack, namespace, kind)]
 
-    def nominated() -> bool:
-        nominate(stack.manager, workload_of(stack.manager, namespace, owner) or {}, [target.name])
-        return True
-
-    wait_for(nominated, timeout=30, message=f"a nomination of {target.name} that is not stale")
-    wl = wait_for(
-        lambda: (w := workload_of(stack.manager, namespace, owner)) and w["status"].get("clusterName") and w,
-        timeout=60,
-        message=f"the manager's Workload of {owner} to get its clusterName",
-    )
+    wl = dispatch(stack.manager, namespace, owner, target.name)
     assert wl["status"]["clusterName"] == target.name
     # The quota reservation survives the nomination.
     assert condition_status(wl, "QuotaReserved") == "True", wl["status"]
