@@ -50,6 +50,12 @@ clusters() { # the clusters that have (or had) a state directory: manager first
   return 0
 }
 
+planned() { # the clusters this layout (GREEN_MC_WORKERS) has: manager first
+  local spec
+  echo manager
+  for spec in $WORKERS; do echo "${spec%%=*}"; done
+}
+
 in_cluster() { # in_cluster <name> <command...>: run with that cluster's GREEN_STATE
   local name="$1"; shift
   GREEN_STATE="$ROOT/$name" GREEN_KUBECONFIG="$ROOT/$name/kubeconfig" GREEN_NODES_FILE="$ROOT/$name/nodes.yaml" "$@"
@@ -86,8 +92,8 @@ cmd_up() {
     log "already up (stack: $ROOT/stack.json)"
     return 0
   fi
-  if [[ -n "$(clusters)" ]]; then
-    log "found a partial stack in $ROOT; stopping it first"
+  if compgen -G "$ROOT/*/pids/*.pid" >/dev/null || compgen -G "$ROOT/*/kueue/*.pid" >/dev/null; then
+    log "found a partial or unhealthy stack in $ROOT; stopping it first"
     cmd_down
   fi
   rm -f "$ROOT/up.seconds"
@@ -96,7 +102,7 @@ cmd_up() {
     exit 1
   "$here/build-kueue.sh" >&2 # once, before the parallel starts (each kueue.sh would run it)
   local -a names
-  mapfile -t names < <(clusters)
+  mapfile -t names < <(planned) # not every folder: one may be left from another layout
   for name in "${names[@]}"; do
     start_cluster "$name" >"$ROOT/$name/up.log" 2>&1 &
     pids+=($!)
@@ -126,9 +132,9 @@ cmd_up() {
   log "manager: export KUBECONFIG=$ROOT/manager/kubeconfig"
 }
 
-cmd_healthy() { # every cluster answers and every MultiKueueCluster is Active
+cmd_healthy() { # every cluster of this layout answers and every MultiKueueCluster is Active
   local name
-  for name in $(clusters); do
+  for name in $(planned); do
     kubectl_in "$name" get --raw /readyz >/dev/null 2>&1 || return 1
     [[ "$(in_cluster "$name" "$here/kueue.sh" status 2>/dev/null)" == *"kueue    running"* ]] || return 1
   done
