@@ -79,9 +79,12 @@ start_cluster() { # start_cluster <name>: control plane, then Kueue (the manager
   env "${vars[@]}" "$here/cluster.sh" up && env "${vars[@]}" "$here/kueue.sh" up
 }
 
-wait_condition() { # wait_condition <cluster> <kind> <condition>: every object of the kind has it True
-  kubectl_in "$1" wait --for="condition=$3" --timeout="${UP_TIMEOUT}s" "$2" --all >/dev/null ||
-    die "$2 in $1 not $3 after ${UP_TIMEOUT}s: $(kubectl_in "$1" get "$2" -o yaml | grep -A3 'type: '"$3" | tr '\n' ' ')"
+wait_condition() { # wait_condition <cluster> <kind> <condition>: every object of the kind has it True, else down
+  kubectl_in "$1" wait --for="condition=$3" --timeout="${UP_TIMEOUT}s" "$2" --all >/dev/null && return 0
+  local why
+  why="$(kubectl_in "$1" get "$2" -o yaml 2>&1 | grep -A3 "type: $3" | tr '\n' ' ')"
+  cmd_down
+  die "$2 in $1 not $3 after ${UP_TIMEOUT}s (the stack is stopped): $why"
 }
 
 cmd_up() {
