@@ -1,7 +1,7 @@
 """Generate the `config` part of the chart's values.schema.json from the configuration's pydantic models.
 
 `providers` (each registered provider type's schema, chosen by `type`), `carbon` (the carbon
-service's settings), each region's `carbon` block, `planner`, `operator` and `prometheus` come from
+service's settings), each region's `carbon` block, `planner`, `operator`, `prometheus` and `multiKueue` come from
 the models in green_operator.carbon and green_operator.config; `global` (the values a parent chart
 shares with its subcharts) is always accepted, so the chart works as a subchart under a schema that
 forbids unknown keys; the rest of the chart's schema is left as it is. The chart sets
@@ -32,7 +32,15 @@ sys.path.insert(0, str(ROOT / "operator" / "src"))
 
 def generate(current: str) -> str:
     from green_operator.carbon.config import CarbonSettingsSchema, providers_schema, schema_of
-    from green_operator.config import KueueSchema, OperatorSchema, PlannerSchema, PrometheusSchema, RegionSchema
+    from green_operator.config import (
+        KueueSchema,
+        MultiKueueSchema,
+        OperatorSchema,
+        PlannerSchema,
+        PrometheusSchema,
+        RegionSchema,
+        WorkerSchema,
+    )
 
     doc: dict[str, Any] = json.loads(current)
     config = doc["properties"]["config"]["properties"]
@@ -51,6 +59,13 @@ def generate(current: str) -> str:
     kueue = schema_of(KueueSchema)
     kueue["properties"].pop("enabled")
     config["kueue"] = {**kueue, "description": "the carbon AdmissionCheck's timing; enabled comes from kueue.enabled"}
+    multikueue = schema_of(MultiKueueSchema)
+    multikueue["properties"]["workers"] = {
+        "type": "array",
+        "description": "the worker clusters, one region each",
+        "items": schema_of(WorkerSchema),
+    }
+    config["multiKueue"] = {**multikueue, "description": "MultiKueue's external dispatcher: regions as worker clusters"}
     doc["properties"]["global"] = GLOBAL
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
