@@ -161,7 +161,8 @@ def test_multikueue_workers_map_clusters_to_regions_with_kubeconfigs_beside_the_
 
 def test_multikueue_is_off_by_default() -> None:
     cfg = parse_config(minimal())
-    assert not cfg.multikueue_enabled and cfg.workers == ()
+    assert not cfg.multikueue_enabled
+    assert cfg.workers == ()
 
 
 W = {"cluster": "worker-n", "region": "north", "kubeconfig": "/k"}
@@ -172,7 +173,10 @@ W = {"cluster": "worker-n", "region": "north", "kubeconfig": "/k"}
     [
         ({"enabled": True}, "multiKueue.workers: the dispatcher needs at least one worker"),
         ({"workers": [{**W, "region": "east"}]}, "multiKueue.workers[0].region: 'east' is not a configured region"),
-        ({"workers": [{k: v for k, v in W.items() if k != "kubeconfig"}]}, "multiKueue.workers[0].kubeconfig: required"),
+        (
+            {"workers": [{k: v for k, v in W.items() if k != "kubeconfig"}]},
+            "multiKueue.workers[0].kubeconfig: required",
+        ),
         ({"workers": [{**W, "cluster": "Worker_N"}]}, "multiKueue.workers[0].cluster must be a MultiKueueCluster name"),
         ({"workers": [W, {**W, "region": "south"}]}, "multiKueue.workers[1].cluster: 'worker-n' is listed twice"),
         ({"workers": [W, {**W, "cluster": "other"}]}, "multiKueue.workers[1].region: 'north' is already worker"),

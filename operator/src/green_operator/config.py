@@ -186,9 +186,7 @@ class WorkerSchema(Schema):
         str,
         StringConstraints(pattern=DNS_SUBDOMAIN),
         Hint("must be a MultiKueueCluster name (a lowercase DNS subdomain such as worker-eu)", inline=True),
-    ] = Field(
-        description="the worker's MultiKueueCluster name in the manager cluster"
-    )
+    ] = Field(description="the worker's MultiKueueCluster name in the manager cluster")
     region: Annotated[str, StringConstraints(pattern=DNS_LABEL.pattern)] = Field(
         description="the configured region (grid zone) whose GPUs the worker holds"
     )
@@ -282,7 +280,9 @@ def _workers(mk: MultiKueueSchema, regions: tuple[RegionConfig, ...], base_dir: 
         kubeconfig = Path(w.kubeconfig)
         out.append(WorkerConfig(w.cluster, w.region, kubeconfig if kubeconfig.is_absolute() else base_dir / kubeconfig))
     if mk.enabled and not out:
-        raise ConfigError("multiKueue.workers: the dispatcher needs at least one worker; list {cluster, region, kubeconfig}")
+        raise ConfigError(
+            "multiKueue.workers: the dispatcher needs at least one worker; list {cluster, region, kubeconfig}"
+        )
     return tuple(out)
 
 

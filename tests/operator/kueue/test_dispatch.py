@@ -89,12 +89,21 @@ def workload(
 def workers(*down: str, free: dict[str, int] | None = None) -> dict[str, Worker]:
     free = free or {}
     return {
-        c: Worker(c, r, active=c not in down, reachable=True, free_gpus=free.get(c, 8), why="Active=False" if c in down else "")
+        c: Worker(
+            c,
+            r,
+            active=c not in down,
+            reachable=True,
+            free_gpus=free.get(c, 8),
+            why="Active=False" if c in down else "",
+        )
         for c, r in (("worker-a", "north"), ("worker-b", "south"))
     }
 
 
-def situation(body: dict[str, Any], now: datetime = T0, *, ws: dict[str, Worker] | None = None, **kw: Any) -> DispatchSituation:
+def situation(
+    body: dict[str, Any], now: datetime = T0, *, ws: dict[str, Worker] | None = None, **kw: Any
+) -> DispatchSituation:
     fcs = kw.pop("forecasts", {"north": flat(300, "north"), "south": flat(300, "south")})
     return DispatchSituation(
         wl=workload_view(body),
@@ -112,7 +121,10 @@ def situation(body: dict[str, Any], now: datetime = T0, *, ws: dict[str, Worker]
 
 def clean_south_later(hours: float) -> dict[str, RegionForecast]:
     """North 300 flat; south 400 until `hours`, then 20: the cleanest place is south, later."""
-    return {"north": flat(300, "north"), "south": trace([(timedelta(hours=hours), 400), (timedelta(hours=99), 20)], "south")}
+    return {
+        "north": flat(300, "north"),
+        "south": trace([(timedelta(hours=hours), 400), (timedelta(hours=99), 20)], "south"),
+    }
 
 
 def test_nothing_is_nominated_before_the_manager_reserved_quota() -> None:
@@ -126,7 +138,8 @@ def test_nothing_is_nominated_while_the_workload_is_held_inactive() -> None:
 def test_a_workload_a_worker_reserved_is_kueues_and_leaves_the_ledger() -> None:
     d = decide_dispatch(situation(workload(MANAGED, cluster="worker-a")))
     assert d.nominate is None
-    assert d.rebook and d.booking is None
+    assert d.rebook
+    assert d.booking is None
 
 
 def test_an_unannotated_workload_goes_at_once_to_the_worker_with_most_free_gpus() -> None:
@@ -139,7 +152,8 @@ def test_an_unannotated_workload_goes_at_once_to_the_worker_with_most_free_gpus(
 def test_a_malformed_annotation_goes_at_once_with_a_warning_naming_it() -> None:
     d = decide_dispatch(situation(workload({ANN_DURATION: "1h", ANN_DEADLINE: "tomorrow"})))
     assert d.nominate == ("worker-a",)
-    assert d.events[0].warning and d.events[0].reason == INVALID_ANNOTATION
+    assert d.events[0].warning
+    assert d.events[0].reason == INVALID_ANNOTATION
     assert ANN_DEADLINE in d.events[0].message
 
 
@@ -152,8 +166,11 @@ def test_the_cleaner_region_now_is_nominated_now_with_its_power_limit_and_intens
     assert update["annotations"][ANN_REGION] == "south"
     assert update["annotations"][ANN_INTENSITY] == "30.0"
     assert ANN_POWER_LIMIT in update["annotations"]
-    assert d.plan is not None and d.plan["cluster"] == "worker-b" and d.plan["region"] == "south"
-    assert d.events[0].reason == DISPATCHED and "worker-b" in d.events[0].message
+    assert d.plan is not None
+    assert d.plan["cluster"] == "worker-b"
+    assert d.plan["region"] == "south"
+    assert d.events[0].reason == DISPATCHED
+    assert "worker-b" in d.events[0].message
 
 
 def test_a_later_clean_window_elsewhere_holds_the_workload_and_gives_the_quota_back() -> None:
@@ -162,15 +179,18 @@ def test_a_later_clean_window_elsewhere_holds_the_workload_and_gives_the_quota_b
     assert d.hold_until == T0 + timedelta(hours=1)  # maxHold: re-planned at least hourly
     assert d.booking is not None
     assert (d.booking.region, d.booking.start, d.booking.gpus) == ("south", T0 + timedelta(hours=3), 2)
-    assert d.plan is not None and d.plan["plannedStart"] == rfc3339(T0 + timedelta(hours=3))
-    assert d.events[0].reason == DEFERRED and "worker-b" in d.events[0].message
+    assert d.plan is not None
+    assert d.plan["plannedStart"] == rfc3339(T0 + timedelta(hours=3))
+    assert d.events[0].reason == DEFERRED
+    assert "worker-b" in d.events[0].message
 
 
 def test_inside_the_pending_window_it_waits_for_the_start_and_then_nominates() -> None:
     now = T0 + timedelta(hours=2, minutes=57)
     body = workload(MANAGED, reserved=now)
     d = decide_dispatch(situation(body, now, forecasts=clean_south_later(3)))
-    assert d.nominate is None and d.hold_until is None
+    assert d.nominate is None
+    assert d.hold_until is None
     assert d.wake_after == 180.0
     assert d.plan is not None
     later = decide_dispatch(situation(workload(MANAGED, reserved=now, plan=dict(d.plan)), T0 + timedelta(hours=3)))
@@ -180,7 +200,10 @@ def test_inside_the_pending_window_it_waits_for_the_start_and_then_nominates() -
 def test_the_plan_starts_a_worker_lost_timeout_before_the_latest_start() -> None:
     # Clean only from 5h50m; latest start is 6h; the worker-lost budget (15m) makes 5h45m the last
     # start the dispatcher plans: north (flat 300) now beats nothing, south's window is too late.
-    fcs = {"north": flat(300, "north"), "south": trace([(timedelta(hours=5, minutes=50), 400), (timedelta(hours=99), 5)], "south")}
+    fcs = {
+        "north": flat(300, "north"),
+        "south": trace([(timedelta(hours=5, minutes=50), 400), (timedelta(hours=99), 5)], "south"),
+    }
     d = decide_dispatch(situation(workload(MANAGED), forecasts=fcs))
     start = datetime.fromisoformat(str((d.plan or {})["plannedStart"]).replace("Z", "+00:00"))
     assert start <= T0 + timedelta(hours=6) - LOST
@@ -189,7 +212,8 @@ def test_the_plan_starts_a_worker_lost_timeout_before_the_latest_start() -> None
 def test_past_the_budgeted_latest_start_it_nominates_at_once() -> None:
     now = T0 + timedelta(hours=5, minutes=50)
     d = decide_dispatch(situation(workload(MANAGED, reserved=now), now, forecasts=clean_south_later(7)))
-    assert d.nominate is not None and len(d.nominate) == 1
+    assert d.nominate is not None
+    assert len(d.nominate) == 1
 
 
 def test_a_nominated_worker_that_answers_is_left_to_multikueue() -> None:
@@ -202,7 +226,8 @@ def test_a_nominated_worker_lost_before_reserving_is_replaced_by_the_next_best()
     d = decide_dispatch(situation(body, ws=workers("worker-a"), forecasts=fcs))
     assert d.nominate == ("worker-b",)
     assert d.events[0].reason == REDISPATCHED
-    assert "worker-a" in d.events[0].message and "Active=False" in d.events[0].message
+    assert "worker-a" in d.events[0].message
+    assert "Active=False" in d.events[0].message
 
 
 def test_a_lost_planned_region_is_replanned_over_the_others() -> None:
@@ -222,13 +247,15 @@ def test_a_lost_planned_region_is_replanned_over_the_others() -> None:
         "reservedAt": rfc3339(T0),
     }
     d = decide_dispatch(situation(workload(MANAGED, plan=plan), ws=workers("worker-a")))
-    assert d.plan is not None and d.plan["region"] == "south"
+    assert d.plan is not None
+    assert d.plan["region"] == "south"
 
 
 def test_with_no_worker_available_it_waits_and_says_so() -> None:
     d = decide_dispatch(situation(workload(MANAGED), ws=workers("worker-a", "worker-b")))
     assert d.nominate is None
-    assert d.events[0].reason == NO_WORKER and d.events[0].warning
+    assert d.events[0].reason == NO_WORKER
+    assert d.events[0].warning
     assert d.wake_after == MultiKueueSettings().probe_interval.total_seconds()
 
 

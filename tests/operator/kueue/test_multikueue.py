@@ -10,7 +10,7 @@ import pytest
 from green_operator.api.manifests import ANN_POWER_LIMIT
 from green_operator.kueue.multikueue import (
     ADMISSION_CONDITIONS,
-    NotNominable,
+    NotNominableError,
     nomination_apply,
     owner_template_patch,
     worker_capacity,
@@ -37,7 +37,13 @@ def reserved_workload() -> dict[str, Any]:
         "status": {
             "admission": ADMISSION,
             "conditions": [
-                {"type": "QuotaReserved", "status": "True", "reason": "QuotaReserved", "message": "m", "lastTransitionTime": "t"},
+                {
+                    "type": "QuotaReserved",
+                    "status": "True",
+                    "reason": "QuotaReserved",
+                    "message": "m",
+                    "lastTransitionTime": "t",
+                },
                 {"type": "PodsReady", "status": "False", "reason": "x", "message": "m", "lastTransitionTime": "t"},
             ],
             "admissionChecks": [{"name": "mk", "state": "Pending", "message": "", "lastTransitionTime": "t"}],
@@ -73,14 +79,14 @@ def test_every_admission_condition_kueue_owns_is_copied() -> None:
 def test_a_reserved_worker_cannot_be_renominated() -> None:
     body = reserved_workload()
     body["status"]["clusterName"] = "worker-a"
-    with pytest.raises(NotNominable, match="worker-a"):
+    with pytest.raises(NotNominableError, match="worker-a"):
         nomination_apply(body, ["worker-b"])
 
 
 def test_a_workload_without_quota_cannot_be_nominated() -> None:
     body = reserved_workload()
     del body["status"]["admission"]
-    with pytest.raises(NotNominable, match="quota"):
+    with pytest.raises(NotNominableError, match="quota"):
         nomination_apply(body, ["worker-b"])
 
 
@@ -106,7 +112,11 @@ def test_free_gpus_are_the_workers_allocatable_less_what_unfinished_pods_request
         NodeInfo("b", {}, 8, schedulable=False),
         NodeInfo("c", {"other": "label"}, 4),
     ]
-    cap = worker_capacity(RegionConfig("north", {"topology.kubernetes.io/region": "north"}), nodes, [pod(2), pod(1, "Pending"), pod(4, "Succeeded")])
+    cap = worker_capacity(
+        RegionConfig("north", {"topology.kubernetes.io/region": "north"}),
+        nodes,
+        [pod(2), pod(1, "Pending"), pod(4, "Succeeded")],
+    )
     assert (cap.gpus, cap.used, cap.free, cap.gpu_model) == (12, 3, 9, "H100")
 
 

@@ -52,6 +52,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
         memo["kueue"] = asyncio.create_task(
             _kueue_checks(controller, memo.get("namespaces") or ()), name="kueue checks"
         )
+    if controller.config.multikueue_enabled:
+        memo["multikueue"] = asyncio.create_task(
+            _multikueue_dispatcher(controller, memo.get("namespaces") or ()), name="multikueue dispatcher"
+        )
     logger.info("green-training-operator configured")
 
 
@@ -146,6 +150,16 @@ async def _kueue_checks(c: Controller, namespaces: tuple[str, ...]) -> None:
     await kueue.run()
 
 
+async def _multikueue_dispatcher(c: Controller, namespaces: tuple[str, ...]) -> None:
+    """MultiKueue's external dispatcher: same ledger and forecasts, after the ledger has listed."""
+    from green_operator.kueue.dispatcher import MultiKueueDispatcher
+
+    await c.ready.wait()
+    await MultiKueueDispatcher(
+        c.config, c.kube, c.ledger, c.forecasts, c.carbon, c.metrics, frozenset(namespaces)
+    ).run()
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
@@ -170,7 +184,7 @@ async def job_event(
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
-    for name in ("ledger_watches", "kueue"):
+    for name in ("ledger_watches", "kueue", "multikueue"):
         task = memo.get(name)
         if task is not None:
             task.cancel()

@@ -145,7 +145,9 @@ def decide_dispatch(s: DispatchSituation) -> Dispatch:
     return _managed(s, inputs, pool, why_lost)
 
 
-def _now_blind(s: DispatchSituation, pool: list[Worker], why: str, *, warning: bool = False, lost: str = "") -> Dispatch:
+def _now_blind(
+    s: DispatchSituation, pool: list[Worker], why: str, *, warning: bool = False, lost: str = ""
+) -> Dispatch:
     best = max(pool, key=lambda w: w.free_gpus)  # max keeps the first of equals: the config's order
     text = f"Dispatched to worker {best.cluster} ({best.region}) at once: {why}"
     if lost:
@@ -195,7 +197,10 @@ def _managed(s: DispatchSituation, m: Managed, pool: list[Worker], lost: str) ->
     if now + START_TOLERANCE >= start:
         return _nominate(s, m, d, worker, new_plan, lost)
     booking = Reservation(d.region, start, start + d.expected_duration, m.gpus)
-    until = f"until {format_time(start, now)} in {d.region} (worker {worker.cluster}; latest start {format_time(latest, now)})"
+    until = (
+        f"until {format_time(start, now)} in {d.region} "
+        f"(worker {worker.cluster}; latest start {format_time(latest, now)})"
+    )
     events: tuple[Event, ...] = ()
     if lost:
         events = (Event(REDISPATCHED, f"Nominated worker(s) lost: {lost}; planned again: {until}: {d.reason}"),)
@@ -218,7 +223,8 @@ def _nominate(
     if d.start <= s.now + START_TOLERANCE and new_plan is not None:
         what = f"no cleaner window before its deadline: {d.reason}"
     elif d.start > s.now + START_TOLERANCE:
-        what = f"its latest start less the worker-lost budget ({format_duration(s.multikueue.worker_lost_timeout)}) has come"
+        budget = format_duration(s.multikueue.worker_lost_timeout)
+        what = f"its latest start less the worker-lost budget ({budget}) has come"
     else:
         what = f"its low-carbon window ({d.forecast_intensity:.0f} gCO2eq/kWh; {d.reason})"
     text = f"Dispatched to worker {worker.cluster} ({d.region}) {format_time(s.now, s.now)}: {what}{watts}"

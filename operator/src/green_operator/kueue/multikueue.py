@@ -42,7 +42,7 @@ ADMISSION_CONDITIONS = (
 _COPIED = ("accumulatedPastExecutionTimeSeconds", "unhealthyNodes", "preemptionGates")
 
 
-class NotNominable(ValueError):
+class NotNominableError(ValueError):
     """The Workload cannot be nominated (a worker already reserved it, or it holds no quota)."""
 
 
@@ -53,9 +53,9 @@ def nomination_apply(body: Mapping[str, Any], clusters: Sequence[str]) -> dict[s
     meta = body.get("metadata") or {}
     st = body.get("status") or {}
     if st.get("clusterName"):
-        raise NotNominable(f"the workload is already reserved by worker {st['clusterName']!r}")
+        raise NotNominableError(f"the workload is already reserved by worker {st['clusterName']!r}")
     if not st.get("admission"):
-        raise NotNominable("the workload has no quota reservation: MultiKueue would not create remote workloads")
+        raise NotNominableError("the workload has no quota reservation: MultiKueue would not create remote workloads")
     out: dict[str, Any] = {"admission": copy.deepcopy(st["admission"]), "resourceRequests": []}
     rq = st.get("requeueState") or {}
     if rq.get("count") is not None or rq.get("requeueAt") is not None:
@@ -96,7 +96,9 @@ class WorkerCapacity:
         return max(self.gpus - self.used, 0)
 
 
-def worker_capacity(region: RegionConfig, nodes: Iterable[NodeInfo], pods: Iterable[Mapping[str, Any]]) -> WorkerCapacity:
+def worker_capacity(
+    region: RegionConfig, nodes: Iterable[NodeInfo], pods: Iterable[Mapping[str, Any]]
+) -> WorkerCapacity:
     """A worker cluster holds one region: every schedulable node counts, whatever its labels."""
     cap = region_capacity(RegionConfig(region.name, {}, (), region.gpu_model), nodes)
     used = 0
