@@ -15,8 +15,8 @@ export GREEN_CACHE ?= $(HOME)/.cache/green-training
 CONTROLPLANE_BIN = $(shell bash -c 'source hack/env.sh && controlplane_bin_dir')
 KUBECONFIG_PATH  = $(shell bash -c 'source hack/env.sh && echo $$GREEN_KUBECONFIG')
 
-.PHONY: crd crd-template config-schema podresources help setup controlplane kueue kueue-up kueue-down prometheus tools cluster-up cluster-down cluster-status lint fmt \
-        verify test test-unit test-integration fuzz demo bench clean
+.PHONY: crd crd-template config-schema podresources help setup controlplane kueue kueue-up kueue-down multicluster-up multicluster-down multicluster-status prometheus tools cluster-up cluster-down cluster-status lint fmt \
+        verify test test-unit test-integration test-multicluster fuzz demo bench clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,6 +51,15 @@ kueue-up: setup controlplane kueue ## Start Kueue and JobSet beside the running 
 
 kueue-down: ## Stop Kueue and JobSet (their webhooks are unregistered first)
 	hack/kueue.sh down
+
+multicluster-up: setup controlplane kueue ## Start a MultiKueue manager and two worker clusters (hack/multicluster.sh; stack.json describes them)
+	hack/multicluster.sh up
+
+multicluster-down: ## Stop every process of the multi-cluster stack (also after a failed start)
+	hack/multicluster.sh down
+
+multicluster-status: ## What runs in the multi-cluster stack, its memory and start time
+	hack/multicluster.sh status
 
 cluster-down: ## Stop the local control plane and remove its state
 	hack/cluster.sh down
@@ -108,9 +117,14 @@ test-integration: tools ## Integration + e2e tiers against a fresh local control
 	trap 'hack/cluster.sh down' EXIT; \
 	  hack/cluster.sh up && \
 	  KUBECONFIG=$(KUBECONFIG_PATH) GREEN_BIN=$(CONTROLPLANE_BIN) \
-	    $(VENV)/bin/pytest -m "integration or e2e" $(PYTEST_ARGS)
+	    $(VENV)/bin/pytest -m "(integration or e2e) and not multicluster" $(PYTEST_ARGS)
 
-test: tools lint test-unit test-integration ## Everything: set-up, lint, unit, integration, e2e
+# After test-integration, whose cluster is down by then: the stack's three control planes never run
+# beside it. The tier's fixture starts the stack once and always stops it.
+test-multicluster: tools ## Multi-cluster tier: a MultiKueue manager and two workers (hack/multicluster.sh)
+	GREEN_BIN=$(CONTROLPLANE_BIN) $(VENV)/bin/pytest -m multicluster $(PYTEST_ARGS)
+
+test: tools lint test-unit test-integration test-multicluster ## Everything: set-up, lint, unit, integration, e2e, multi-cluster
 
 demo: tools ## Bring up the cluster, run the operator on real carbon traces, apply the examples
 	hack/demo.sh

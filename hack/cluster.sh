@@ -312,8 +312,12 @@ cmd_up() {
     --node-lease-duration-seconds=40
   STARTED+=(kwok)
 
-  "$PYTHON" "$here/cluster/gen_nodes.py" "$NODES_FILE" | kubectl_admin apply -f - >/dev/null ||
-    { stop_all; die "could not create the simulated nodes from $NODES_FILE"; }
+  local nodes
+  nodes="$("$PYTHON" "$here/cluster/gen_nodes.py" "$NODES_FILE")" || { stop_all; die "could not read the nodes file $NODES_FILE"; }
+  # A file with no regions (a MultiKueue manager, hack/multicluster.sh) gives a cluster without nodes.
+  if [[ -n "$nodes" ]]; then
+    kubectl_admin apply -f - >/dev/null <<<"$nodes" || { stop_all; die "could not create the simulated nodes from $NODES_FILE"; }
+  fi
   wait_until "kwok to mark the nodes Ready" "$UP_TIMEOUT" nodes_ready
   # Pods need the namespace's default ServiceAccount, which the controller-manager creates.
   wait_until "the controller-manager (default ServiceAccount)" "$UP_TIMEOUT" \

@@ -9,6 +9,13 @@
 # Needs the cluster from hack/cluster.sh (same GREEN_STATE). Only namespaces labelled
 # greentraining.io/kueue=enabled are managed by Kueue and go through its webhooks (and JobSet's),
 # so the rest of the cluster never depends on these processes. State: $GREEN_STATE/kueue/.
+#
+# Options (environment), for a MultiKueue manager (hack/multicluster.sh); unset, nothing changes:
+#   GREEN_KUEUE_MULTIKUEUE_DISPATCHER=<name>  add `multiKueue: {dispatcherName: <name>, origin: multikueue}`
+#                                             to Kueue's configuration (an external dispatcher nominates)
+#   GREEN_KUEUE_WORKER_LOST_TIMEOUT=<dur>     with it, multiKueue.workerLostTimeout (Kueue's default: 15m)
+#   GREEN_KUEUE_JOBSET_CONTROLLER=0           install JobSet's CRDs but run neither its controller nor its
+#                                             webhooks (a MultiKueue manager copies JobSets to workers)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -23,6 +30,9 @@ PKI="$GREEN_STATE/pki"
 PYTHON="${PYTHON:-$repo/.venv/bin/python}"
 NS_LABEL="greentraining.io/kueue"
 UP_TIMEOUT="${GREEN_UP_TIMEOUT:-90}"
+MK_DISPATCHER="${GREEN_KUEUE_MULTIKUEUE_DISPATCHER:-}"
+MK_LOST_TIMEOUT="${GREEN_KUEUE_WORKER_LOST_TIMEOUT:-}"
+JOBSET_CONTROLLER="${GREEN_KUEUE_JOBSET_CONTROLLER:-1}"
 KUEUE_HOOKS=(mjob.kb.io vjob.kb.io mjobset.kb.io vjobset.kb.io mworkload.kb.io vworkload.kb.io
   mclusterqueue.kb.io vclusterqueue.kb.io mresourceflavor.kb.io vresourceflavor.kb.io vcohort.kb.io)
 JOBSET_HOOKS=(mjobset.kb.io vjobset.kb.io mpod.kb.io vpod.kb.io)
@@ -116,6 +126,16 @@ managedJobsNamespaceSelector:
 integrations:
   frameworks: [batch/job, jobset.x-k8s.io/jobset]
 EOF
+  if [[ -n "$MK_DISPATCHER" ]]; then
+    {
+      echo "multiKueue:"
+      echo "  dispatcherName: $MK_DISPATCHER"
+      echo "  origin: multikueue"
+      if [[ -n "$MK_LOST_TIMEOUT" ]]; then echo "  workerLostTimeout: $MK_LOST_TIMEOUT"; fi
+    } >>"$ST/kueue-config.yaml"
+  elif [[ -n "$MK_LOST_TIMEOUT" ]]; then
+    die "GREEN_KUEUE_WORKER_LOST_TIMEOUT needs GREEN_KUEUE_MULTIKUEUE_DISPATCHER (the multiKueue block)"
+  fi
   cat >"$ST/jobset-config.yaml" <<EOF
 apiVersion: config.jobset.x-k8s.io/v1alpha1
 kind: Configuration
@@ -158,6 +178,7 @@ start_jobset() {
 register_webhooks() {
   "$PYTHON" "$here/kueue/webhooks.py" "$KBIN/kueue-config/webhooks.yaml" green-kueue "$KUEUE_WEBHOOK_PORT" \
     "$PKI/ca.crt" "$NS_LABEL" "${KUEUE_HOOKS[@]}" | kubectl_admin apply --server-side --force-conflicts -f - >/dev/null
+  [[ "$JOBSET_CONTROLLER" == 1 ]] || return 0
   "$PYTHON" "$here/kueue/webhooks.py" "$KBIN/jobset-config/webhooks.yaml" green-jobset "$JOBSET_WEBHOOK_PORT" \
     "$PKI/ca.crt" "$NS_LABEL" "${JOBSET_HOOKS[@]}" | kubectl_admin apply --server-side --force-conflicts -f - >/dev/null
 }
@@ -184,7 +205,11 @@ cmd_up() {
   kubectl_admin wait --for=condition=Established --timeout=60s \
     crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io crd/jobsets.jobset.x-k8s.io >/dev/null
   kubectl_admin create namespace kueue-system --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
-  start_jobset
+  case "$JOBSET_CONTROLLER" in
+    1) start_jobset ;;
+    0) stop jobset ;;
+    *) die "GREEN_KUEUE_JOBSET_CONTROLLER must be 0 or 1, not '$JOBSET_CONTROLLER'" ;;
+  esac
   start_kueue
   register_webhooks
   log "up in $((SECONDS - t0))s (Kueue webhooks on 127.0.0.1:$KUEUE_WEBHOOK_PORT; label namespaces $NS_LABEL=enabled)"

@@ -1,0 +1,214 @@
+"""The local MultiKueue stack (hack/multicluster.sh): a manager cluster and worker clusters, one region
+each. Starts and stops it, and reads its description (stack.json) into clients for each cluster.
+
+    with running_stack(root) as stack:          # `up`, then always `down`
+        batch = client.BatchV1Api(stack.manager.api())
+        stack.worker("worker-a").region          # "europe-west3"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness.cluster import REPO, kubectl
+
+SCRIPT = REPO / "hack" / "multicluster.sh"
+
+
+def default_root() -> Path:
+    """$GREEN_MULTICLUSTER, else the script's default (under $GREEN_CACHE)."""
+    if os.environ.get("GREEN_MULTICLUSTER"):
+        return Path(os.environ["GREEN_MULTICLUSTER"])
+    cache = os.environ.get("GREEN_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "green-training"
+    )
+    return Path(cache) / "multicluster"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    name: str
+    state: Path
+    """The cluster's GREEN_STATE (pids/, logs/, ports.env, kueue/)."""
+    admin_kubeconfig: Path
+
+    @cached_property
+    def _api(self) -> Any:
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.admin_kubeconfig))
+
+    def api(self) -> Any:
+        """A kubernetes.client.ApiClient for this cluster (admin), shared by the calls on it."""
+        return self._api
+
+    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return kubectl(*args, check=check, kubeconfig_path=self.admin_kubeconfig, timeout=timeout)
+
+    def ports(self) -> dict[str, int]:
+        """The control plane's ports (hack/cluster.sh's ports.env) and Kueue's, when they run."""
+        ports: dict[str, int] = {}
+        for path in (self.state / "ports.env", self.state / "kueue" / "ports.env"):
+            if path.exists():
+                for line in path.read_text().split():
+                    key, _, value = line.partition("=")
+                    ports[key] = int(value)
+        return ports
+
+
+@dataclass(frozen=True)
+class Worker(Cluster):
+    region: str
+    grid_zone: str | None
+    gpus: int
+    gpu_product: str
+    kubeconfig: Path
+    """Credentials inline, for MultiKueue's Secret and for mounting into the operator."""
+    secret: str
+    """The kubeconfig Secret's name in the manager's kueue-system."""
+    cluster_queue: str
+
+
+@dataclass(frozen=True)
+class Stack:
+    root: Path
+    dispatcher_name: str
+    worker_lost_timeout: str
+    namespace: str
+    """A namespace with the LocalQueue in every cluster (tests usually bring their own)."""
+    local_queue: str
+    namespace_label: Mapping[str, str]
+    """The label that makes a namespace Kueue-managed (and selected by every ClusterQueue)."""
+    manager: Cluster
+    manager_cluster_queue: str
+    admission_check: str
+    multikueue_config: str
+    workers: tuple[Worker, ...]
+
+    @classmethod
+    def load(cls, root: Path) -> Stack:
+        path = root / "stack.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no stack at {root} (no stack.json): run hack/multicluster.sh up")
+        d = json.loads(path.read_text())
+        m = d["manager"]
+        return cls(
+            root=root,
+            dispatcher_name=d["dispatcherName"],
+            worker_lost_timeout=d["workerLostTimeout"],
+            namespace=d["namespace"],
+            local_queue=d["localQueue"],
+            namespace_label=d["namespaceLabel"],
+            manager=Cluster(m["name"], Path(m["state"]), Path(m["adminKubeconfig"])),
+            manager_cluster_queue=m["clusterQueue"],
+            admission_check=m["admissionCheck"],
+            multikueue_config=m["multiKueueConfig"],
+            workers=tuple(
+                Worker(
+                    w["name"],
+                    Path(w["state"]),
+                    Path(w["adminKubeconfig"]),
+                    region=w["region"],
+                    grid_zone=w.get("gridZone"),
+                    gpus=int(w["gpus"]),
+                    gpu_product=w["gpuProduct"],
+                    kubeconfig=Path(w["kubeconfig"]),
+                    secret=w["secret"],
+                    cluster_queue=w["clusterQueue"],
+                )
+                for w in d["workers"]
+            ),
+        )
+
+    def worker(self, name: str) -> Worker:
+        for w in self.workers:
+            if w.name == name:
+                return w
+        raise KeyError(f"no worker cluster {name!r} (workers: {[w.name for w in self.workers]})")
+
+    @property
+    def clusters(self) -> tuple[Cluster, ...]:
+        return (self.manager, *self.workers)
+
+    def worker_lost_seconds(self) -> float:
+        return duration_seconds(self.worker_lost_timeout)
+
+    def up_seconds(self) -> float | None:
+        path = self.root / "up.seconds"
+        return float(path.read_text()) if path.exists() else None
+
+
+def duration_seconds(text: str) -> float:
+    """A Go duration of hours, minutes and seconds ("30s", "1m30s") in seconds."""
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    if not text or parts is None:
+        raise ValueError(f"workerLostTimeout {text!r} is not a duration like 30s or 1m30s")
+    h, m, s = (float(p or 0) for p in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def multicluster_sh(
+    command: str, root: Path, env: Mapping[str, str] | None = None, timeout: float = 900
+) -> tuple[float, str]:
+    """Run hack/multicluster.sh <command> for the stack at ``root``; (seconds taken, stdout)."""
+    t0 = time.monotonic()
+    done = subprocess.run(
+        ["bash", str(SCRIPT), command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {}), "GREEN_MULTICLUSTER": str(root)},
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"hack/multicluster.sh {command} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return time.monotonic() - t0, done.stdout
+
+
+@contextmanager
+def running_stack(root: Path | None = None, env: Mapping[str, str] | None = None) -> Iterator[Stack]:
+    """The stack for the duration of the block: `up`, then `down` whatever happens (a failed `up` too)."""
+    root = root or default_root()
+    try:
+        multicluster_sh("up", root, env)
+        yield Stack.load(root)
+    finally:
+        multicluster_sh("down", root, env, timeout=180)
+
+
+def processes_under(root: Path) -> list[tuple[int, str]]:
+    """Processes whose command line names a path under ``root``: every component of the stack does
+    (data dirs, certificates, kubeconfigs, configs), so none left means nothing leaked."""
+    needle = str(root).rstrip("/") + "/"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if needle in cmdline and state != "Z":
+            found.append((int(entry.name), cmdline[:200]))
+    return found
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
