@@ -45,6 +45,20 @@ COMPLETE_DELAY = {"pod-complete.stage.kwok.x-k8s.io/delay": "4s"}
 JOBSETS = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def crd_in_the_manager(stack: Stack) -> None:
+    """The operator runs in the manager: its GreenTrainingJob CRD is there."""
+    stack.manager.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    wait_for(
+        lambda: stack.manager.kubectl(
+            "get", "crd", "greentrainingjobs.greentraining.io", "-o",
+            "jsonpath={.status.conditions[?(@.type=='Established')].status}", check=False,
+        ).stdout == "True",
+        timeout=60,
+        message="the GreenTrainingJob CRD established in the manager",
+    )  # fmt: skip
+
+
 def traces(stack: Stack, now: datetime, clean: Worker, clean_from: timedelta) -> TraceGrid:
     """Every worker's region dirty (400, 410, ...) except `clean`'s from now+clean_from, for 5 min."""
     tr = TraceGrid(start=slot_floor(now, SLOT) - timedelta(minutes=2), step=SLOT)

@@ -175,30 +175,34 @@ class MultiKueueDispatcher(KueueCheckController):
         """Read the worker's nodes and pods every probe interval: free GPUs, and whether it answers."""
         interval = self.config.multikueue.probe_interval.total_seconds()
         kube: AsyncKube | None = None
-        while True:
-            st = self.worker_state[w.cluster]
-            was = st.reachable
-            try:
-                if kube is None:
-                    kube = AsyncKube(await load_client(str(w.kubeconfig), pool_size=4), timeout=max(interval, 5.0))
-                    self._start_pod_watch(w, kube)
-                nodes, _ = await kube.list_all("/api/v1/nodes", [])
-                pods, _ = await kube.list_all(
-                    "/api/v1/pods", [("fieldSelector", "status.phase!=Succeeded,status.phase!=Failed")]
-                )
-                region = self.config.region(w.region)
-                assert region is not None  # validated with the configuration
-                cap = worker_capacity(region, (node_info(n) for n in nodes), pods)
-                st.reachable, st.free_gpus, st.gpu_model, st.why = True, cap.free, cap.gpu_model, ""
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # unreachable, refused, a bad kubeconfig: the worker is unavailable
-                st.reachable, st.why = False, f"worker {w.cluster} does not answer: {exc}"[:300]
-                if was:
-                    log.warning("%s", st.why)
-            if st.reachable != was:
-                self._availability_changed(w.cluster)
-            await asyncio.sleep(interval)
+        try:
+            while True:
+                st = self.worker_state[w.cluster]
+                was = st.reachable
+                try:
+                    if kube is None:
+                        kube = AsyncKube(await load_client(str(w.kubeconfig), pool_size=4), timeout=max(interval, 5.0))
+                        self._start_pod_watch(w, kube)
+                    nodes, _ = await kube.list_all("/api/v1/nodes", [])
+                    pods, _ = await kube.list_all(
+                        "/api/v1/pods", [("fieldSelector", "status.phase!=Succeeded,status.phase!=Failed")]
+                    )
+                    region = self.config.region(w.region)
+                    assert region is not None  # validated with the configuration
+                    cap = worker_capacity(region, (node_info(n) for n in nodes), pods)
+                    st.reachable, st.free_gpus, st.gpu_model, st.why = True, cap.free, cap.gpu_model, ""
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # unreachable, refused, a bad kubeconfig: the worker is unavailable
+                    st.reachable, st.why = False, f"worker {w.cluster} does not answer: {exc}"[:300]
+                    if was:
+                        log.warning("%s", st.why)
+                if st.reachable != was:
+                    self._availability_changed(w.cluster)
+                await asyncio.sleep(interval)
+        finally:
+            if kube is not None:
+                await kube.close()
 
     def _start_pod_watch(self, w: WorkerConfig, kube: AsyncKube) -> None:
         def pod_event(kind: str, obj: JsonDict) -> None:
