@@ -839,3 +839,12 @@ def test_multikueue_rbac_reads_its_objects_and_patches_jobsets() -> None:
     assert any("jobsets" in r["resources"] and "patch" in r["verbs"] for r in rules)
     off = [r for m in find(render(), "ClusterRole") for r in m.get("rules") or []]
     assert not any("multikueueclusters" in r["resources"] for r in off)
+
+
+def test_the_multikueue_example_values_render_a_dispatcher_for_two_regions() -> None:
+    values = yaml.safe_load((REPO / "examples" / "multikueue" / "values.yaml").read_text())
+    cfg = parse_config(operator_config(render(values)))
+    assert cfg.multikueue_enabled
+    assert [(w.cluster, w.region) for w in cfg.workers] == [("worker-de", "europe-west3"), ("worker-fr", "europe-west9")]
+    for doc in ("manager.yaml", "worker.yaml", "job.yaml", "kueue-manager-config.yaml"):
+        assert list(yaml.safe_load_all((REPO / "examples" / "multikueue" / doc).read_text()))
