@@ -845,6 +845,9 @@ def test_the_multikueue_example_values_render_a_dispatcher_for_two_regions() -> 
     values = yaml.safe_load((REPO / "examples" / "multikueue" / "values.yaml").read_text())
     cfg = parse_config(operator_config(render(values)))
     assert cfg.multikueue_enabled
-    assert [(w.cluster, w.region) for w in cfg.workers] == [("worker-de", "europe-west3"), ("worker-fr", "europe-west9")]
+    assert [(w.cluster, w.region) for w in cfg.workers] == [
+        ("worker-de", "europe-west3"),
+        ("worker-fr", "europe-west9"),
+    ]
     for doc in ("manager.yaml", "worker.yaml", "job.yaml", "kueue-manager-config.yaml"):
         assert list(yaml.safe_load_all((REPO / "examples" / "multikueue" / doc).read_text()))
