@@ -171,6 +171,7 @@ def test_the_cleaner_region_now_is_nominated_now_with_its_power_limit_and_intens
     assert d.plan["region"] == "south"
     assert d.events[0].reason == DISPATCHED
     assert "worker-b" in d.events[0].message
+    assert "against" in d.events[0].message  # what it saves: expected grams against running at once
 
 
 def test_a_later_clean_window_elsewhere_holds_the_workload_and_gives_the_quota_back() -> None:

@@ -227,7 +227,11 @@ def _nominate(
         what = f"its latest start less the worker-lost budget ({budget}) has come"
     else:
         what = f"its low-carbon window ({d.forecast_intensity:.0f} gCO2eq/kWh; {d.reason})"
-    text = f"Dispatched to worker {worker.cluster} ({d.region}) {format_time(s.now, s.now)}: {what}{watts}"
+    saving = (
+        f"; expected {d.expected_grams:.0f} gCO2eq against {d.baseline_grams:.0f} running at once "
+        f"in {d.baseline_region}"
+    )
+    text = f"Dispatched to worker {worker.cluster} ({d.region}) {format_time(s.now, s.now)}: {what}{watts}{saving}"
     reason = REDISPATCHED if lost else DISPATCHED
     if lost:
         text = f"{text}; nominated worker(s) lost: {lost}"
