@@ -24,6 +24,10 @@ from typing import Any
 from harness.cluster import REPO, kubectl
 
 SCRIPT = REPO / "hack" / "multicluster.sh"
+KUEUE_GROUP, KUEUE_VERSION = "kueue.x-k8s.io", "v1beta2"
+APPLY_PATCH = "application/apply-patch+yaml"
+ADMISSION_FIELD_MANAGER = "kueue-admission"
+"""Kueue applies a Workload's whole admission status under this field manager; a nomination must too."""
 
 
 def default_root() -> Path:
@@ -212,3 +216,74 @@ def port_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def rss_bytes(cluster: Cluster) -> dict[str, int]:
+    """Resident memory of each running process of the cluster (its control plane and Kueue/JobSet),
+    by the pids hack/cluster.sh and hack/kueue.sh recorded."""
+    out: dict[str, int] = {}
+    for pidfile in [*cluster.state.glob("pids/*.pid"), *cluster.state.glob("kueue/*.pid")]:
+        try:
+            status = Path(f"/proc/{int(pidfile.read_text())}/status").read_text()
+        except (OSError, ValueError):
+            continue
+        kib = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        out[pidfile.stem] = kib * 1024
+    return out
+
+
+# -- Kueue objects through a cluster's client ----------------------------------------------------
+
+
+def custom(cluster: Cluster) -> Any:
+    """A kubernetes.client.CustomObjectsApi on this cluster."""
+    from kubernetes import client
+
+    return client.CustomObjectsApi(cluster.api())
+
+
+def workloads(cluster: Cluster, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = custom(cluster).list_namespaced_custom_object(
+        KUEUE_GROUP, KUEUE_VERSION, namespace, "workloads"
+    )["items"]
+    return items
+
+
+def workload_of(cluster: Cluster, namespace: str, owner: str) -> dict[str, Any] | None:
+    for wl in workloads(cluster, namespace):
+        if any(o.get("name") == owner for o in wl["metadata"].get("ownerReferences") or []):
+            return wl
+    return None
+
+
+def nominate(cluster: Cluster, wl: dict[str, Any], workers: list[str]) -> dict[str, Any]:
+    """Write status.nominatedClusterNames as Kueue's own external-dispatcher test does
+    (test/integration/multikueue/dispatcher_test.go, workload.PatchAdmissionStatus): the whole
+    admission status as read, with its resourceVersion, server-side applied to the status as
+    `kueue-admission`. A stale read fails with 409 Conflict: read again and retry."""
+    meta = wl["metadata"]
+    body = {
+        "apiVersion": f"{KUEUE_GROUP}/{KUEUE_VERSION}",
+        "kind": "Workload",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "resourceVersion": meta["resourceVersion"]},
+        "status": {**wl["status"], "nominatedClusterNames": workers},
+    }
+    result: dict[str, Any] = custom(cluster).patch_namespaced_custom_object_status(
+        KUEUE_GROUP,
+        KUEUE_VERSION,
+        meta["namespace"],
+        "workloads",
+        meta["name"],
+        body,
+        field_manager=ADMISSION_FIELD_MANAGER,
+        force=True,
+        _content_type=APPLY_PATCH,
+    )
+    return result
+
+
+def condition_status(obj: dict[str, Any] | None, kind: str) -> str | None:
+    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
+        if c.get("type") == kind:
+            return str(c.get("status"))
+    return None

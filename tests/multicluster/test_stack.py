@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from harness.multicluster import Stack, Worker
+from harness.multicluster import Stack, Worker, condition_status, nominate, workload_of
 from harness.waiting import wait_for
 from tests.support.kueue import batch_job, jobset
-from tests.support.multicluster import condition_status, nominate, workload_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.multicluster]
 
