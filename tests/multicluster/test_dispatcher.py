@@ -30,11 +30,10 @@ from green_operator.kueue.workload import ANN_PLAN
 from green_operator.planner.grid import slot_floor
 from green_operator.times import parse_rfc3339
 from harness.cluster import REPO
-from harness.multicluster import Stack, Worker
+from harness.multicluster import Stack, Worker, condition_status, workload_of
 from harness.operator import OperatorProcess
 from harness.waiting import wait_for
 from tests.support.kueue import batch_job, jobset
-from tests.support.multicluster import condition_status, workload_of
 from tests.support.operator_config import TraceGrid, make_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.multicluster]
