@@ -89,6 +89,8 @@ class MultiKueueDispatcher(KueueCheckController):
         """Finished pods seen in the workers, by uid (their reports outlive the pods)."""
         self.warned: set[str] = set()
         self.pod_watches: list[asyncio.Future[None]] = []
+        self.probed = {w.cluster: asyncio.Event() for w in config.workers}
+        """Set after a worker's first read (answered or not): decisions wait for every worker's."""
         self.dispatched = 0
         """Nominations written (for the benchmark and the logs)."""
         self.first_decision: dict[str, float] = {}
@@ -195,10 +197,11 @@ class MultiKueueDispatcher(KueueCheckController):
                     raise
                 except Exception as exc:  # unreachable, refused, a bad kubeconfig: the worker is unavailable
                     st.reachable, st.why = False, f"worker {w.cluster} does not answer: {exc}"[:300]
-                    if was:
+                    if was or not self.probed[w.cluster].is_set():
                         log.warning("%s", st.why)
                 if st.reachable != was:
                     self._availability_changed(w.cluster)
+                self.probed[w.cluster].set()
                 await asyncio.sleep(interval)
         finally:
             if kube is not None:
@@ -400,7 +403,7 @@ class MultiKueueDispatcher(KueueCheckController):
             *(asyncio.ensure_future(self._probe(w)) for w in self.config.workers),
         ]
         try:
-            await asyncio.gather(*(e.wait() for e in listed))
+            await asyncio.gather(*(e.wait() for e in (*listed, *self.probed.values())))
             tasks.append(
                 asyncio.ensure_future(kube.informer(workloads_path(), self.workload_event, self.workloads_relisted))
             )
