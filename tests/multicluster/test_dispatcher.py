@@ -250,7 +250,20 @@ def test_a_worker_lost_while_a_job_waits_sends_it_to_the_other_before_its_latest
         finally:
             if killed:
                 restart_apiserver(planned_in)
+                # Leave the stack as found: MultiKueue reconnects with a backoff.
+                wait_for(
+                    lambda: cluster_active(stack, planned_in),
+                    timeout=120,
+                    message=f"MultiKueueCluster {planned_in.name} Active again",
+                )
         assert copies(stack, ns)[planned_in.name] == [], "a copy in the lost worker after it came back"
+
+
+def cluster_active(stack: Stack, worker: Worker) -> bool:
+    mkc = client.CustomObjectsApi(stack.manager.api()).get_cluster_custom_object(
+        "kueue.x-k8s.io", "v1beta2", "multikueueclusters", worker.name
+    )
+    return condition_status(mkc, "Active") == "True"
 
 
 def restart_apiserver(worker: Worker) -> None:
