@@ -29,8 +29,8 @@ from harness.multicluster import (  # noqa: E402
     Stack,
     condition_status,
     custom,
+    dispatch,
     multicluster_sh,
-    nominate,
     rss_bytes,
     workload_of,
 )
@@ -73,14 +73,10 @@ def one_job(stack: Stack) -> None:
         checks = {c["name"]: c["state"] for c in ((wl or {}).get("status") or {}).get("admissionChecks") or []}
         return wl if checks.get(stack.admission_check) == "Pending" else None
 
-    wl = wait_for(pending, timeout=60, message="the manager's Workload to reserve quota")
+    wait_for(pending, timeout=60, message="the manager's Workload to reserve quota")
     reserved = time.monotonic() - t0
     t1 = time.monotonic()
-    wait_for(
-        lambda: nominate(stack.manager, workload_of(stack.manager, ns, "bench") or wl, [target.name]),
-        timeout=30,
-        message="a nomination",
-    )
+    dispatch(stack.manager, ns, "bench", target.name)
     pods = client.CoreV1Api(target.api())
     wait_for(
         lambda: any(p.status.phase in ("Running", "Succeeded") for p in pods.list_namespaced_pod(ns).items),

@@ -10,6 +10,9 @@ echo "== planner quality";            "$PY" benchmarks/planner_quality.py
 echo "== carbon providers";           "$PY" benchmarks/carbon_providers.py
 echo "== trainer overhead (CPU)";     "$PY" benchmarks/trainer_overhead.py
 echo "== node agent (8 fake GPUs, 16 pods)"; "$PY" benchmarks/node_agent.py
+echo "== MultiKueue dispatch: Kueue's all-at-once vs the carbon planner (simulated, GB/DE/FR)"
+"$PY" benchmarks/multicluster_dispatch.py
+echo "== multi-cluster stack (its own manager + 2 workers)"; "$PY" benchmarks/multicluster_stack.py
 "$here/cluster.sh" up
 echo "== operator burst (1,000 GreenTrainingJobs)"
 KUBECONFIG="$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')" "$PY" benchmarks/operator_burst.py

@@ -287,3 +287,25 @@ def condition_status(obj: dict[str, Any] | None, kind: str) -> str | None:
         if c.get("type") == kind:
             return str(c.get("status"))
     return None
+
+
+def dispatch(cluster: Cluster, namespace: str, owner: str, worker: str, timeout: float = 60) -> dict[str, Any]:
+    """Nominate ``worker`` for the Workload of ``owner`` until MultiKueue takes it (``status.clusterName``
+    set); returns that Workload. A nomination can be lost: in the seconds after quota reservation Kueue
+    applies the admission status again as `kueue-admission`, from an object read before ours, and the
+    field goes (2 of 7 tries on the local stack, force or not). Neither field set means it was lost,
+    since Kueue sets clusterName and clears the nomination in one write: nominate again."""
+    from harness.waiting import wait_for
+
+    def taken() -> dict[str, Any] | None:
+        wl = workload_of(cluster, namespace, owner)
+        if wl is None:
+            return None
+        status = wl.get("status") or {}
+        if status.get("clusterName"):
+            return wl
+        if not status.get("nominatedClusterNames"):
+            nominate(cluster, wl, [worker])  # a stale read gets 409: the next round reads again
+        return None
+
+    return wait_for(taken, timeout=timeout, interval=0.5, message=f"MultiKueue to take {owner} to {worker}")

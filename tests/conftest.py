@@ -13,6 +13,7 @@ import pytest
 from hypothesis import settings
 
 from harness.cluster import ClusterInfo, bin_dir, kubeconfig
+from harness.multicluster import Stack, multicluster_sh
 
 # Hypothesis profiles. `unit` (the default) keeps the unit tier quick: 50 cases for each fuzz test
 # (tests with an explicit max_examples keep theirs). `fuzz` is the dedicated long run, 2000 cases each
@@ -72,3 +73,28 @@ def operator_factory(tmp_path: Path, namespace: str, crd: None) -> Iterator[Any]
     yield start
     for op in started:
         op.stop()
+
+
+@pytest.fixture(scope="session")
+def multicluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The local MultiKueue stack (hack/multicluster.sh: a manager and two workers, each a control plane
+    with Kueue), started when a test first asks for it and stopped at the
+    end of the session (`make test-multicluster` runs the tests marked `multicluster` in a session of
+    their own). Its directory is $GREEN_MULTICLUSTER when set (then GREEN_MC_KEEP=1 leaves it running,
+    for a quick edit-and-rerun loop: `up` finds it healthy and returns at once), else a temporary one."""
+    env_root = os.environ.get("GREEN_MULTICLUSTER")
+    root = Path(env_root) if env_root else tmp_path_factory.mktemp("multicluster")
+    try:
+        multicluster_sh("up", root)
+        yield Stack.load(root)
+    finally:
+        if os.environ.get("GREEN_MC_KEEP") != "1":
+            multicluster_sh("down", root, timeout=180)
+
+
+@pytest.fixture
+def mc_namespace(multicluster_stack: Stack) -> Iterator[str]:
+    """A fresh Kueue-managed namespace with the stack's LocalQueue in the manager and every worker."""
+    from tests.support.multicluster import stack_namespace
+
+    yield from stack_namespace(multicluster_stack)

@@ -45,8 +45,9 @@ JOBSETS = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
 
 
 @pytest.fixture(scope="module", autouse=True)
-def crd_in_the_manager(stack: Stack) -> None:
+def crd_in_the_manager(multicluster_stack: Stack) -> None:
     """The operator runs in the manager: its GreenTrainingJob CRD is there."""
+    stack = multicluster_stack
     stack.manager.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     wait_for(
         lambda: stack.manager.kubectl(
@@ -144,9 +145,9 @@ def jobset_completed(stack: Stack, namespace: str, name: str) -> bool:
 
 
 def test_job_and_jobset_run_in_the_cleaner_workers_window_with_the_power_limit(
-    tmp_path: Path, stack: Stack, mc_namespace: str
+    tmp_path: Path, multicluster_stack: Stack, mc_namespace: str
 ) -> None:
-    ns = mc_namespace
+    stack, ns = multicluster_stack, mc_namespace
     clean, dirty = stack.workers[-1], stack.workers[0]
     now = datetime.now(UTC)
     with operator(tmp_path, stack, ns, traces(stack, now, clean, clean_from=timedelta(seconds=25))):
@@ -219,9 +220,9 @@ def pid_of(worker: Worker, component: str) -> int:
 
 
 def test_a_worker_lost_while_a_job_waits_sends_it_to_the_other_before_its_latest_start(
-    tmp_path: Path, stack: Stack, mc_namespace: str
+    tmp_path: Path, multicluster_stack: Stack, mc_namespace: str
 ) -> None:
-    ns = mc_namespace
+    stack, ns = multicluster_stack, mc_namespace
     planned_in, other = stack.workers[0], stack.workers[-1]
     now = datetime.now(UTC)
     killed = False

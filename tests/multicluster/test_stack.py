@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from harness.multicluster import Stack, Worker, condition_status, nominate, workload_of
+from harness.multicluster import Stack, Worker, condition_status, dispatch, workload_of
 from harness.waiting import wait_for
 from tests.support.kueue import batch_job, jobset
 
@@ -63,16 +63,7 @@ def nominate_and_follow(
     sampling the workers' copies all along (returned)."""
     samples = [remote_copies(stack, namespace, kind)]
 
-    def nominated() -> bool:
-        nominate(stack.manager, workload_of(stack.manager, namespace, owner) or {}, [target.name])
-        return True
-
-    wait_for(nominated, timeout=30, message=f"a nomination of {target.name} that is not stale")
-    wl = wait_for(
-        lambda: (w := workload_of(stack.manager, namespace, owner)) and w["status"].get("clusterName") and w,
-        timeout=60,
-        message=f"the manager's Workload of {owner} to get its clusterName",
-    )
+    wl = dispatch(stack.manager, namespace, owner, target.name)
     assert wl["status"]["clusterName"] == target.name
     # The quota reservation survives the nomination.
     assert condition_status(wl, "QuotaReserved") == "True", wl["status"]
@@ -103,7 +94,10 @@ def assert_one_copy_in(samples: list[dict[str, list[str]]], owner: str, target: 
     assert any(s[target.name] == [owner] for s in samples), "the remote copy was never seen"
 
 
-def test_a_job_waits_for_its_nomination_then_runs_in_that_worker_only(stack: Stack, mc_namespace: str) -> None:
+def test_a_job_waits_for_its_nomination_then_runs_in_that_worker_only(
+    multicluster_stack: Stack, mc_namespace: str
+) -> None:
+    stack = multicluster_stack
     ns, target = mc_namespace, stack.workers[-1]
     batch = client.BatchV1Api(stack.manager.api())
     batch.create_namespaced_job(ns, batch_job("train", stack.local_queue, dict(COMPLETE_DELAY)))
@@ -127,8 +121,9 @@ def test_a_job_waits_for_its_nomination_then_runs_in_that_worker_only(stack: Sta
 
 
 def test_a_jobset_runs_in_the_nominated_worker_without_a_jobset_controller_in_the_manager(
-    stack: Stack, mc_namespace: str
+    multicluster_stack: Stack, mc_namespace: str
 ) -> None:
+    stack = multicluster_stack
     ns, target = mc_namespace, stack.workers[0]
     api = client.CustomObjectsApi(stack.manager.api())
     group, version = "jobset.x-k8s.io", "v1alpha2"

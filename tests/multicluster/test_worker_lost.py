@@ -37,7 +37,10 @@ def restart_apiserver(worker: Worker) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def test_a_killed_worker_apiserver_makes_its_multikueuecluster_inactive_until_it_is_back(stack: Stack) -> None:
+def test_a_killed_worker_apiserver_makes_its_multikueuecluster_inactive_until_it_is_back(
+    multicluster_stack: Stack,
+) -> None:
+    stack = multicluster_stack
     worker = stack.workers[0]
     assert active(stack, worker) == "True"
     pid = int((worker.state / "pids" / "kube-apiserver.pid").read_text())
