@@ -12,7 +12,7 @@ Static carbon data make one worker's region cleaner; each Job is planned as one 
 so once both workers' GPUs are booked the rest are held for later (the manager's quota is never the
 limit: the Jobs request CPU only).
 
-`.venv/bin/python benchmarks/multikueue_dispatch.py [--jobs 200] [--root DIR] [--keep]`: starts the stack
+`.venv/bin/python benchmarks/multikueue_dispatch_latency.py [--jobs 200] [--root DIR] [--keep]`: starts the stack
 under DIR (default $GREEN_MULTICLUSTER or a temporary directory; `up` returns at once when it runs) and
 stops it at the end unless --keep.
 """
