@@ -42,6 +42,8 @@ SLOT = timedelta(seconds=5)
 COMPLETE_DELAY = {"pod-complete.stage.kwok.x-k8s.io/delay": "4s"}
 """kwok ends a Job's pod this long after it runs: long enough to see it in the worker."""
 JOBSETS = ("jobset.x-k8s.io", "v1alpha2", "jobsets")
+REPORT = {"v": 1, "meter": "nvml", "energyJoules": 800.0, "exitCode": 0}
+"""A trainer's report: 800 J over the pod's 4 s, 200 W on its one GPU."""
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -151,8 +153,11 @@ def test_job_and_jobset_run_in_the_cleaner_workers_window_with_the_power_limit(
     clean, dirty = stack.workers[-1], stack.workers[0]
     now = datetime.now(UTC)
     with operator(tmp_path, stack, ns, traces(stack, now, clean, clean_from=timedelta(seconds=25))):
+        # The trainer's report at exit (kwok writes it as the container's termination message): the
+        # dispatcher reads it from the worker's pod, which the worker deletes a second after it ends.
+        report = {"kwok.greentraining.io/termination-message": json.dumps(REPORT)}
         client.BatchV1Api(stack.manager.api()).create_namespaced_job(
-            ns, batch_job("train", stack.local_queue, annotations())
+            ns, batch_job("train", stack.local_queue, {**annotations(), **report})
         )
         client.CustomObjectsApi(stack.manager.api()).create_namespaced_custom_object(
             *JOBSETS[:2], ns, JOBSETS[2], jobset("train-set", stack.local_queue, annotations())
@@ -211,7 +216,11 @@ def test_job_and_jobset_run_in_the_cleaner_workers_window_with_the_power_limit(
         )
         acc = json.loads(result)
         assert acc["region"] == clean.region
-        assert acc["energy"]["joules"] > 0  # kwok pods carry no report: estimated from the worker's pod
+        assert acc["energy"]["joules"] == pytest.approx(REPORT["energyJoules"])  # the worker pod's report
+        assert acc["energy"]["source"] == "nvml"
+        assert acc["energy"]["estimatedPods"] == 0
+        # At the clean region's intensity (30 g/kWh) against the dirty baseline's.
+        assert acc["emissions"]["grams"] == pytest.approx(REPORT["energyJoules"] / 3.6e6 * 30.0, rel=0.1)
         assert acc["emissions"]["grams"] < acc["emissions"]["baselineGrams"]
 
 
