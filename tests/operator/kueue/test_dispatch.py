@@ -218,7 +218,10 @@ def test_past_the_budgeted_latest_start_it_nominates_at_once() -> None:
 
 
 def test_a_nominated_worker_that_answers_is_left_to_multikueue() -> None:
-    assert decide_dispatch(situation(workload(MANAGED, nominated=["worker-a"]))) == Dispatch()
+    d = decide_dispatch(situation(workload(MANAGED, nominated=["worker-a"])))
+    assert d.nominate is None
+    assert d.plan is None
+    assert d.events == ()
 
 
 def test_a_nominated_worker_lost_before_reserving_is_replaced_by_the_next_best() -> None:
@@ -288,3 +291,25 @@ def test_finished_workloads_leave_the_ledger() -> None:
     body = workload(MANAGED)
     body["status"]["conditions"].append({"type": "Finished", "status": "True", "lastTransitionTime": rfc3339(T0)})
     assert decide_dispatch(situation(body)) == Dispatch(rebook=True)
+
+
+def test_a_nominated_worker_that_answers_is_given_until_the_latest_start() -> None:
+    d = decide_dispatch(situation(workload(MANAGED, nominated=["worker-a"]), T0 + timedelta(hours=5)))
+    assert d.nominate is None
+    assert d.wake_after == timedelta(hours=1).total_seconds()
+
+
+def test_at_the_latest_start_a_nominated_worker_that_did_not_take_it_is_replaced_by_one_with_room() -> None:
+    now = T0 + timedelta(hours=6)
+    d = decide_dispatch(situation(workload(MANAGED, nominated=["worker-a"]), now))
+    assert d.nominate == ("worker-b",)
+    assert d.events[0].reason == REDISPATCHED
+    assert "latest start" in d.events[0].message
+    (update,) = d.pod_set_updates
+    assert update["annotations"][ANN_REGION] == "south"
+
+
+def test_at_the_latest_start_with_no_other_room_it_stays_nominated() -> None:
+    now = T0 + timedelta(hours=6)
+    full = workers(free={"worker-b": 1})  # the job needs 2 GPUs
+    assert decide_dispatch(situation(workload(MANAGED, nominated=["worker-a"]), now, ws=full)) == Dispatch()

@@ -127,8 +127,14 @@ def test_free_gpus_never_go_negative() -> None:
 UPDATES = [{"name": "main", "annotations": {ANN_POWER_LIMIT: "250", "greentraining.io/region": "south"}}]
 
 
-def test_a_jobs_template_gets_the_missing_annotations_only() -> None:
-    job = {"spec": {"template": {"metadata": {"annotations": {ANN_POWER_LIMIT: "300"}}}}}
+def test_a_jobs_template_gets_what_differs_of_ours() -> None:
+    # The updates never carry the user's own keys (pod_set_updates leaves out what the Workload's
+    # template has); a value of ours from an earlier nomination of a lost worker is replaced.
+    job = {
+        "spec": {
+            "template": {"metadata": {"annotations": {ANN_POWER_LIMIT: "250", "greentraining.io/region": "north"}}}
+        }
+    }
     assert owner_template_patch("Job", job, UPDATES) == {
         "spec": {"template": {"metadata": {"annotations": {"greentraining.io/region": "south"}}}}
     }

@@ -123,9 +123,9 @@ def decide_dispatch(s: DispatchSituation) -> Dispatch:
     if mine.state != PENDING:
         return Dispatch()
     lost = [n for n in wl.nominated if not (n in s.workers and s.workers[n].available)]
-    if wl.nominated and len(lost) < len(wl.nominated):
-        return Dispatch()  # nominated to a worker that answers: MultiKueue is creating it there
     pool = candidates(s)
+    if wl.nominated and len(lost) < len(wl.nominated):
+        return _nominated(s, pool)  # to a worker that answers: MultiKueue is creating it there
     why_lost = ", ".join(f"{n} ({s.workers[n].why if n in s.workers else 'not configured'})" for n in lost)
     if not pool:
         known = [s.workers[c] for c in s.clusters if c in s.workers]
@@ -143,6 +143,28 @@ def decide_dispatch(s: DispatchSituation) -> Dispatch:
             return _now_blind(s, pool, f"carbon-blind: {inputs.message}", warning=True, lost=why_lost)
     assert isinstance(inputs, Managed)
     return _managed(s, inputs, pool, why_lost)
+
+
+def _nominated(s: DispatchSituation, pool: list[Worker]) -> Dispatch:
+    """Nominated to a worker that answers but has not reserved it (its own quota is full, say): left
+    to it until the latest start, then moved to the available worker with the most free GPUs that
+    has room, if any (MultiKueue deletes the unreserved remote workload; no Job was copied yet)."""
+    m = read_inputs(s.wl)
+    if not isinstance(m, Managed):
+        return Dispatch()
+    left = (m.latest_start - s.now).total_seconds()
+    if left > START_TOLERANCE.total_seconds():
+        return Dispatch(wake_after=left)
+    room = [w for w in pool if w.cluster not in s.wl.nominated and w.free_gpus >= m.gpus]
+    if not room:
+        return Dispatch()
+    best = max(room, key=lambda w: w.free_gpus)
+    text = (
+        f"Dispatched to worker {best.cluster} ({best.region}): its latest start has come and worker(s) "
+        f"{', '.join(s.wl.nominated)} had not taken it (the deadline holds)"
+    )
+    updates = pod_set_updates(s.wl, best.region, None, None)
+    return Dispatch((best.cluster,), updates, events=(Event(REDISPATCHED, text),))
 
 
 def _now_blind(

@@ -116,14 +116,16 @@ JOB_KINDS = ("Job", "JobSet")
 def owner_template_patch(
     kind: str, owner: Mapping[str, Any], updates: Sequence[Mapping[str, Any]]
 ) -> dict[str, Any] | None:
-    """A merge patch adding each pod set update's annotations to the owner's pod template(s), or None
-    when nothing is missing. A batch/v1 Job has one pod set (`main`); a JobSet has one per
+    """A merge patch setting each pod set update's annotations on the owner's pod template(s), or None
+    when they are all there. The updates hold only keys the user's template (the Workload's copy, made
+    at submission) lacks, so a different value on the owner is ours, from an earlier nomination of a
+    worker since lost, and is replaced. A batch/v1 Job has one pod set (`main`); a JobSet has one per
     replicated job, and a merge patch replaces lists, so its whole `replicatedJobs` is sent back."""
     by_set = {str(u.get("name")): dict(u.get("annotations") or {}) for u in updates}
     spec = owner.get("spec") or {}
     if kind == "Job":
         ann = ((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}
-        add = {k: v for k, v in by_set.get("main", {}).items() if k not in ann}
+        add = {k: v for k, v in by_set.get("main", {}).items() if ann.get(k) != v}
         return {"spec": {"template": {"metadata": {"annotations": add}}}} if add else None
     if kind == "JobSet":
         jobs = copy.deepcopy(list(spec.get("replicatedJobs") or []))
@@ -132,7 +134,7 @@ def owner_template_patch(
             template = rj.setdefault("template", {}).setdefault("spec", {}).setdefault("template", {})
             ann = template.setdefault("metadata", {}).setdefault("annotations", {})
             for k, v in by_set.get(str(rj.get("name")), {}).items():
-                if k not in ann:
+                if ann.get(k) != v:
                     ann[k] = v
                     changed = True
         return {"spec": {"replicatedJobs": jobs}} if changed else None
