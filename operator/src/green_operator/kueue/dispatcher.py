@@ -21,7 +21,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from green_operator.accounting.settle import accounting_windows, settle, total_energy
@@ -91,10 +91,6 @@ class MultiKueueDispatcher(KueueCheckController):
         self.pod_watches: list[asyncio.Future[None]] = []
         self.probed = {w.cluster: asyncio.Event() for w in config.workers}
         """Set after a worker's first read (answered or not): decisions wait for every worker's."""
-        self.dispatched = 0
-        """Nominations written (for the benchmark and the logs)."""
-        self.first_decision: dict[str, float] = {}
-        """Seconds from a Workload's creation to our first decision on it (for the benchmark)."""
 
     # -- the manager's MultiKueue objects ---------------------------------------------------------
 
@@ -280,9 +276,9 @@ class MultiKueueDispatcher(KueueCheckController):
             )
             if d.rebook:
                 self.ledger.apply(lkey, Book(d.booking))
-            await self._dispatch(wl, d, now)
+            await self._dispatch(wl, d)
 
-    async def _dispatch(self, wl: WorkloadView, d: Dispatch, now: datetime) -> None:
+    async def _dispatch(self, wl: WorkloadView, d: Dispatch) -> None:
         annotations: dict[str, Any] = {}
         if d.plan is not None:
             annotations[ANN_PLAN] = json.dumps(d.plan, separators=(",", ":"))
@@ -292,14 +288,20 @@ class MultiKueueDispatcher(KueueCheckController):
             patch["spec"] = {"active": False}
         if annotations:
             patch["metadata"] = {"annotations": annotations}
-        if d.nominate is not None and (d.nominate or wl.nominated):
-            if d.nominate and d.pod_set_updates:
+        if d.nominate:
+            # The plan first (accounting reads it), then the power limit onto the manager Job, whose
+            # copy the worker gets, then the nomination.
+            if patch:
+                await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
+            if d.pod_set_updates:
                 await self._annotate_owner(wl, d)
             await self._nominate(wl, d.nominate)
-        if patch:
-            await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
+        else:
+            if d.nominate is not None and wl.nominated:
+                await self._nominate(wl, ())  # clear a lost worker's nomination while the quota is held
+            if patch:
+                await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
         if d.nominate or d.plan is not None:
-            self.first_decision.setdefault(wl.key, (now - wl.created).total_seconds())
             self.metrics.record_decision("started" if d.nominate else "deferred", False)
         for e in d.events:
             if e.reason == NO_WORKER:
@@ -341,7 +343,6 @@ class MultiKueueDispatcher(KueueCheckController):
             APPLY_PATCH,
             [("fieldManager", ADMISSION_MANAGER), ("force", "true")],
         )
-        self.dispatched += 1
 
     # -- accounting -------------------------------------------------------------------------------
 
