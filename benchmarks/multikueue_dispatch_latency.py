@@ -140,6 +140,7 @@ def run(stack: Stack, n: int, workdir: Path) -> None:
     submitted: dict[str, float] = {}
     reserved: dict[str, float] = {}
     decided: dict[str, float] = {}
+    nominated: dict[str, float] = {}
     where: dict[str, str] = {}
     lock = threading.Lock()
     stop = threading.Event()
@@ -162,10 +163,14 @@ def run(stack: Stack, n: int, workdir: Path) -> None:
                     ):
                         reserved[owner] = now
                     target = st.get("clusterName") or (st.get("nominatedClusterNames") or [None])[0]
-                    held = "greentraining.io/plan" in (obj["metadata"].get("annotations") or {})
-                    if (target or held) and owner not in decided:
-                        decided[owner] = now
-                        where[owner] = target or "held"
+                    planned = "greentraining.io/plan" in (obj["metadata"].get("annotations") or {})
+                    if (target or planned) and owner not in decided:
+                        decided[owner] = now  # the plan is written just before the nomination
+                    if target and owner not in nominated:
+                        nominated[owner] = now
+                        where[owner] = target
+                    elif (obj.get("spec") or {}).get("active") is False and owner not in nominated:
+                        where[owner] = "held"
 
     follower = threading.Thread(target=follow, daemon=True)
     follower.start()
@@ -184,17 +189,22 @@ def run(stack: Stack, n: int, workdir: Path) -> None:
         submit_done = time.monotonic() - t0
         wait_for(lambda: len(decided) >= n, timeout=900, interval=0.5, message=lambda: f"{len(decided)}/{n} decided")
         wall = time.monotonic() - t0
+        # A nomination lands just after its plan: wait until each one is nominated or held.
+        wait_for(lambda: len(where) >= n, timeout=300, interval=0.5, message=lambda: f"{len(where)}/{n} placed")
         with lock:
             kueue = [reserved[k] - submitted[k] for k in names if k in reserved]
             ours = [max(decided[k] - reserved[k], 0.0) for k in names if k in reserved]
             total = [decided[k] - submitted[k] for k in names]
+            sent = [nominated[k] - submitted[k] for k in names if k in nominated]
             places: dict[str, int] = {}
             for k in names:
-                places[where[k]] = places.get(where[k], 0) + 1
+                places[where.get(k, "?")] = places.get(where.get(k, "?"), 0) + 1
         print(f"MultiKueue dispatch: {n} Jobs submitted to the manager in {submit_done:.1f} s (16 threads)")
         print(line("submitted -> quota reserved (Kueue)", kueue))
         print(line("reserved -> decided (dispatcher)", ours))
         print(line("submitted -> decided", total))
+        if sent:
+            print(line(f"submitted -> nominated ({len(sent)} of them)", sent))
         print(f"  all {n} decided after {wall:.1f} s ({n / wall:.1f} workloads/s): {places}")
         print(f"  operator peak RSS {rss_mib(op.pid):.0f} MiB")
     finally:
