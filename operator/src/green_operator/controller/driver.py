@@ -30,7 +30,7 @@ from green_operator.metrics import OperatorMetrics
 from green_operator.times import utcnow
 
 from .actions import Action, RecordDecision, RecordRelease
-from .executor import ApiExecutor, EventPoster
+from .executor import ApiExecutor
 from .forecasts import ForecastCache
 from .kube import AsyncKube, JsonDict, job_path, service_path
 from .ledger import CapacityLedger
@@ -45,6 +45,7 @@ from .observed import (
     service_state,
 )
 from .reconcile import needs, observe_spec, reconcile
+from .recorder import EventRecorder
 
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 SHUTDOWN_GRACE = 10.0
@@ -95,7 +96,6 @@ class Controller:
         carbon: CarbonService,
         kube: AsyncKube,
         metrics: OperatorMetrics,
-        post_event: EventPoster,
     ) -> None:
         self.config = config
         self.settings = settings_of(config)
@@ -104,7 +104,8 @@ class Controller:
         self.metrics = metrics
         self.ledger = CapacityLedger(self.settings.regions, config.planner.horizon, wake=self.poke)
         self.forecasts = ForecastCache(carbon, config.planner, config.forecast_refresh)
-        self.executor = ApiExecutor(kube, self.ledger, metrics, post_event)
+        self.events = EventRecorder(kube)
+        self.executor = ApiExecutor(kube, self.ledger, metrics, self.events.post)
         self.ready = asyncio.Event()
         """Set once the ledger's watches have listed everything: no decision before."""
         self.bodies: dict[str, dict[str, Any]] = {}
@@ -207,7 +208,10 @@ class Controller:
             try:
                 await self.ready.wait()
                 wake.clear()
-                delay = await self.step(key)
+                try:
+                    delay = await self.step(key)
+                finally:
+                    self.ledger.stepped(key)
                 attempt = 0
                 if delay is None:
                     return
@@ -376,6 +380,7 @@ class Controller:
             _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
             for t in late:
                 t.cancel()
+        await self.events.close()
         if self._http is not None:
             await self._http.close()
 

@@ -32,6 +32,7 @@ from green_operator.controller.actions import Book
 from green_operator.controller.forecasts import ForecastCache
 from green_operator.controller.kube import AsyncKube, JsonDict, load_client
 from green_operator.controller.ledger import CapacityLedger
+from green_operator.controller.recorder import EventRecorder
 from green_operator.metrics import OperatorMetrics
 from green_operator.planner import RegionForecast
 from green_operator.regions import node_info
@@ -78,8 +79,9 @@ class MultiKueueDispatcher(KueueCheckController):
         carbon: CarbonService,
         metrics: OperatorMetrics,
         namespaces: frozenset[str] = frozenset(),
+        events: EventRecorder | None = None,
     ) -> None:
-        super().__init__(config, config.kueue, kube, ledger, forecasts, carbon, metrics, namespaces)
+        super().__init__(config, config.kueue, kube, ledger, forecasts, carbon, metrics, namespaces, events)
         self.check_configs: dict[str, str] = {}
         """MultiKueue AdmissionCheck -> its MultiKueueConfig."""
         self.config_clusters: dict[str, tuple[str, ...]] = {}
