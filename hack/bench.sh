@@ -13,6 +13,8 @@ echo "== node agent (8 fake GPUs, 16 pods)"; "$PY" benchmarks/node_agent.py
 echo "== MultiKueue dispatch: Kueue's all-at-once vs the carbon planner (simulated, GB/DE/FR)"
 "$PY" benchmarks/multicluster_dispatch.py
 echo "== multi-cluster stack (its own manager + 2 workers)"; "$PY" benchmarks/multicluster_stack.py
+echo "== MultiKueue dispatch latency (200 Jobs through the operator on the local stack)"
+"$PY" benchmarks/multikueue_dispatch_latency.py
 "$here/cluster.sh" up
 echo "== operator burst (1,000 GreenTrainingJobs)"
 KUBECONFIG="$("$here/cluster.sh" env | sed 's/^export KUBECONFIG=//')" "$PY" benchmarks/operator_burst.py

@@ -1,12 +1,14 @@
 """Generate the `config` part of the chart's values.schema.json from the configuration's pydantic models.
 
 `providers` (each registered provider type's schema, chosen by `type`), `carbon` (the carbon
-service's settings), each region's `carbon` block, `planner`, `operator` and `prometheus` come from
+service's settings), each region's `carbon` block, `planner`, `operator`, `prometheus` and `multiKueue` come from
 the models in green_operator.carbon and green_operator.config; `global` (the values a parent chart
 shares with its subcharts) is always accepted, so the chart works as a subchart under a schema that
 forbids unknown keys; the rest of the chart's schema is left as it is. The chart sets
 `operator.metricsPort` (from `metrics.port`) and `operator.watchNamespaces` (from `rbac`) itself, and
-`kueue.enabled` (from the chart's `kueue.enabled`), so its schema leaves those out.
+`kueue.enabled` (from the chart's `kueue.enabled`), and `multiKueue.enabled` and `multiKueue.workers`
+(from the chart's `multiKueue`: worker kubeconfig Secrets mounted into the operator), so its schema
+leaves those out.
 `make config-schema` (and `make crd`) writes it; `hack/verify.py` fails when the file differs from what this prints.
 
     python hack/gen_config_schema.py            # print the whole values.schema.json
@@ -32,7 +34,14 @@ sys.path.insert(0, str(ROOT / "operator" / "src"))
 
 def generate(current: str) -> str:
     from green_operator.carbon.config import CarbonSettingsSchema, providers_schema, schema_of
-    from green_operator.config import KueueSchema, OperatorSchema, PlannerSchema, PrometheusSchema, RegionSchema
+    from green_operator.config import (
+        KueueSchema,
+        MultiKueueSchema,
+        OperatorSchema,
+        PlannerSchema,
+        PrometheusSchema,
+        RegionSchema,
+    )
 
     doc: dict[str, Any] = json.loads(current)
     config = doc["properties"]["config"]["properties"]
@@ -51,6 +60,13 @@ def generate(current: str) -> str:
     kueue = schema_of(KueueSchema)
     kueue["properties"].pop("enabled")
     config["kueue"] = {**kueue, "description": "the carbon AdmissionCheck's timing; enabled comes from kueue.enabled"}
+    multikueue = schema_of(MultiKueueSchema)
+    for chart_owned in ("enabled", "workers"):
+        multikueue["properties"].pop(chart_owned)
+    config["multiKueue"] = {
+        **multikueue,
+        "description": "the MultiKueue dispatcher's timing; enabled and workers come from multiKueue",
+    }
     doc["properties"]["global"] = GLOBAL
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 

@@ -792,3 +792,62 @@ def test_several_replicas_without_leader_election_are_refused() -> None:
     result = helm("template", "gto", str(CHART), *args, input=stdin, check=False)
     assert result.returncode != 0
     assert "replicaCount > 1 needs leaderElection.enabled: true" in result.stderr
+
+
+MULTIKUEUE_VALUES = {
+    "config": {
+        "regions": [{"name": "europe-west3"}, {"name": "europe-west9"}],
+        "multiKueue": {"workerLostTimeout": "15m"},
+    },
+    "multiKueue": {
+        "enabled": True,
+        "workers": [
+            {"cluster": "worker-de", "region": "europe-west3", "secretName": "worker-de-kubeconfig"},
+            {"cluster": "worker-fr", "region": "europe-west9", "secretName": "worker-fr-kubeconfig", "key": "config"},
+        ],
+    },
+}
+
+
+def test_multikueue_workers_kubeconfig_secrets_are_mounted_where_the_config_points() -> None:
+    rendered = render(MULTIKUEUE_VALUES)
+    cfg = parse_config(operator_config(rendered))
+    assert cfg.multikueue_enabled
+    assert cfg.multikueue.worker_lost_timeout.total_seconds() == 900
+    paths = {w.cluster: str(w.kubeconfig) for w in cfg.workers}
+    assert paths == {
+        "worker-de": "/etc/green-operator-workers/worker-de/kubeconfig",
+        "worker-fr": "/etc/green-operator-workers/worker-fr/config",
+    }
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    for i, (cluster, secret, key) in enumerate(
+        [("worker-de", "worker-de-kubeconfig", "kubeconfig"), ("worker-fr", "worker-fr-kubeconfig", "config")]
+    ):
+        name = f"worker-kubeconfig-{i}"
+        assert mounts[name] + "/" + volumes[name]["secret"]["items"][0]["path"] == paths[cluster]
+        assert volumes[name]["secret"]["secretName"] == secret
+        assert volumes[name]["secret"]["items"][0]["key"] == key
+
+
+def test_multikueue_rbac_reads_its_objects_and_patches_jobsets() -> None:
+    rendered = render(MULTIKUEUE_VALUES)
+    rules = [r for m in find(rendered, "ClusterRole") for r in m.get("rules") or []]
+    read = {res for r in rules if "watch" in r["verbs"] for res in r["resources"]}
+    assert {"multikueueclusters", "multikueueconfigs", "admissionchecks", "workloads"} <= read
+    assert any("jobsets" in r["resources"] and "patch" in r["verbs"] for r in rules)
+    off = [r for m in find(render(), "ClusterRole") for r in m.get("rules") or []]
+    assert not any("multikueueclusters" in r["resources"] for r in off)
+
+
+def test_the_multikueue_example_values_render_a_dispatcher_for_two_regions() -> None:
+    values = yaml.safe_load((REPO / "examples" / "multikueue" / "values.yaml").read_text())
+    cfg = parse_config(operator_config(render(values)))
+    assert cfg.multikueue_enabled
+    assert [(w.cluster, w.region) for w in cfg.workers] == [
+        ("worker-de", "europe-west3"),
+        ("worker-fr", "europe-west9"),
+    ]
+    for doc in ("manager.yaml", "worker.yaml", "job.yaml", "kueue-manager-config.yaml"):
+        assert list(yaml.safe_load_all((REPO / "examples" / "multikueue" / doc).read_text()))

@@ -129,3 +129,63 @@ def test_any_file_loads_or_is_a_config_error(text: str) -> None:
         except ConfigError as err:
             message = str(err)
     assert message
+
+
+def two_regions(multikueue: Any) -> dict[str, Any]:
+    return {"regions": [{"name": "north"}, {"name": "south"}], "multiKueue": multikueue}
+
+
+def test_multikueue_workers_map_clusters_to_regions_with_kubeconfigs_beside_the_file() -> None:
+    cfg = parse_config(
+        two_regions(
+            {
+                "enabled": True,
+                "workerLostTimeout": "2m",
+                "probeInterval": "5s",
+                "workers": [
+                    {"cluster": "worker-n", "region": "north", "kubeconfig": "/etc/w/n/kubeconfig"},
+                    {"cluster": "worker-s", "region": "south", "kubeconfig": "s.kubeconfig"},
+                ],
+            }
+        ),
+        base_dir="/etc/green",
+    )
+    assert cfg.multikueue_enabled
+    assert cfg.multikueue.worker_lost_timeout == timedelta(minutes=2)
+    assert cfg.multikueue.probe_interval == timedelta(seconds=5)
+    assert [(w.cluster, w.region, str(w.kubeconfig)) for w in cfg.workers] == [
+        ("worker-n", "north", "/etc/w/n/kubeconfig"),
+        ("worker-s", "south", "/etc/green/s.kubeconfig"),
+    ]
+
+
+def test_multikueue_is_off_by_default() -> None:
+    cfg = parse_config(minimal())
+    assert not cfg.multikueue_enabled
+    assert cfg.workers == ()
+
+
+W = {"cluster": "worker-n", "region": "north", "kubeconfig": "/k"}
+
+
+@pytest.mark.parametrize(
+    ("multikueue", "text"),
+    [
+        ({"enabled": True}, "multiKueue.workers: the dispatcher needs at least one worker"),
+        ({"workers": [{**W, "region": "east"}]}, "multiKueue.workers[0].region: 'east' is not a configured region"),
+        (
+            {"workers": [{k: v for k, v in W.items() if k != "kubeconfig"}]},
+            "multiKueue.workers[0].kubeconfig: required",
+        ),
+        ({"workers": [{**W, "cluster": "Worker_N"}]}, "multiKueue.workers[0].cluster must be a MultiKueueCluster name"),
+        ({"workers": [W, {**W, "region": "south"}]}, "multiKueue.workers[1].cluster: 'worker-n' is listed twice"),
+        ({"workers": [W, {**W, "cluster": "other"}]}, "multiKueue.workers[1].region: 'north' is already worker"),
+        ({"workers": [{**W, "extra": 1}]}, "multiKueue.workers[0]: unknown key(s) ['extra']"),
+        ({"workerLostTimeout": "soon"}, "multiKueue.workerLostTimeout: 'soon' is not a duration"),
+        ({"workers": "all"}, "multiKueue.workers must be a list"),
+    ],
+)
+def test_multikueue_errors_name_the_field_and_the_fix(multikueue: Any, text: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(two_regions(multikueue))
+    assert text in str(exc.value)

@@ -71,12 +71,24 @@ app.kubernetes.io/component: operator
 {{- $op := omit (default dict .Values.config.operator) "metricsPort" "watchNamespaces" }}
 {{- $_ := set $op "metricsPort" (int .Values.metrics.port) }}
 {{- $_ := set $op "watchNamespaces" (include "gto.watchNamespaces" . | fromJsonArray) }}
-{{- $cfg := omit .Values.config "operator" "kueue" }}
+{{- $cfg := omit .Values.config "operator" "kueue" "multiKueue" }}
 {{- $_ := set $cfg "operator" $op }}
 {{- if .Values.kueue.enabled }}
 {{- $kq := omit (default dict .Values.config.kueue) "enabled" }}
 {{- $_ := set $kq "enabled" true }}
 {{- $_ := set $cfg "kueue" $kq }}
+{{- else if and .Values.config.kueue .Values.multiKueue.enabled }}
+{{- $_ := set $cfg "kueue" (omit .Values.config.kueue "enabled") }}
+{{- end }}
+{{- if .Values.multiKueue.enabled }}
+{{- $mk := omit (default dict .Values.config.multiKueue) "enabled" "workers" }}
+{{- $_ := set $mk "enabled" true }}
+{{- $workers := list }}
+{{- range .Values.multiKueue.workers }}
+{{- $workers = append $workers (dict "cluster" .cluster "region" .region "kubeconfig" (printf "/etc/green-operator-workers/%s/%s" .cluster (default "kubeconfig" .key))) }}
+{{- end }}
+{{- $_ := set $mk "workers" $workers }}
+{{- $_ := set $cfg "multiKueue" $mk }}
 {{- end }}
 {{- toYaml $cfg }}
 {{- end }}

@@ -27,15 +27,27 @@ from green_operator.carbon.config import (
 )
 from green_operator.carbon.plugin import Hint, S, Schema, mapping, validate
 from green_operator.kueue.admission import KueueSettings
+from green_operator.kueue.dispatch import MultiKueueSettings
 from green_operator.planner import PlannerSettings, power_profile
 from green_operator.regions import RegionConfig
 from green_operator.times import parse_duration
 
 REGION_LABEL = "topology.kubernetes.io/region"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 class ConfigError(ValueError):
     """The configuration cannot work; the message names the field and how to fix it."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    cluster: str
+    """The MultiKueueCluster's name in the manager."""
+    region: str
+    """The configured region (its grid zone and carbon data) the worker's nodes are in."""
+    kubeconfig: Path
+    """Credentials for reading the worker's nodes and pods, mounted into the operator."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,11 @@ class OperatorConfig:
     kueue_enabled: bool = False
     """Serve Kueue AdmissionChecks whose controllerName is greentraining.io/carbon."""
     kueue: KueueSettings = field(default_factory=KueueSettings)
+    multikueue_enabled: bool = False
+    """Act as MultiKueue's external dispatcher (Kueue's multiKueue.dispatcherName set to ours)."""
+    multikueue: MultiKueueSettings = field(default_factory=MultiKueueSettings)
+    workers: tuple[WorkerConfig, ...] = ()
+    """The worker clusters, one region each."""
     source: str = field(default="<defaults>", compare=False)
 
     def region(self, name: str) -> RegionConfig | None:
@@ -162,6 +179,38 @@ class KueueSchema(Schema):
     )
 
 
+class WorkerSchema(Schema):
+    """One worker cluster of ``multiKueue.workers``."""
+
+    cluster: Annotated[
+        str,
+        StringConstraints(pattern=DNS_SUBDOMAIN),
+        Hint("must be a MultiKueueCluster name (a lowercase DNS subdomain such as worker-eu)", inline=True),
+    ] = Field(description="the worker's MultiKueueCluster name in the manager cluster")
+    region: Annotated[str, StringConstraints(pattern=DNS_LABEL.pattern)] = Field(
+        description="the configured region (grid zone) whose GPUs the worker holds"
+    )
+    kubeconfig: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="path of the worker's kubeconfig mounted into the operator (read nodes and pods there)"
+    )
+
+
+class MultiKueueSchema(Schema):
+    enabled: Annotated[bool | None, Hint("must be true or false", inline=True, got=False)] = Field(
+        None, description="act as MultiKueue's external dispatcher (set Kueue's multiKueue.dispatcherName to ours)"
+    )
+    worker_lost_timeout: DurationText = Field(
+        None, alias="workerLostTimeout", description="Kueue's multiKueue.workerLostTimeout (keep them equal), e.g. 15m"
+    )
+    probe_interval: DurationText = Field(
+        None, alias="probeInterval", description="how often each worker's free GPUs are read, e.g. 15s"
+    )
+    workers: Annotated[
+        list[dict[str, Any]] | None,
+        Hint("must be a list of {cluster, region, kubeconfig}", inline=True, got=False),
+    ] = Field(None, description="the worker clusters, one region each")
+
+
 def _validated(model: type[S], raw: Any, path: str) -> S:
     try:
         return validate(model, mapping(raw or {}, path), path, unknown="keys")
@@ -170,7 +219,7 @@ def _validated(model: type[S], raw: Any, path: str) -> S:
 
 
 def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str = "<inline>") -> OperatorConfig:
-    known = {"regions", "providers", "carbon", "planner", "operator", "prometheus", "kueue"}
+    known = {"regions", "providers", "carbon", "planner", "operator", "prometheus", "kueue", "multiKueue"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise ConfigError(f"unknown top-level key(s) {unknown}; expected some of {sorted(known)}")
@@ -184,6 +233,9 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     prom = _validated(PrometheusSchema, doc.get("prometheus"), "prometheus")
     kq = _validated(KueueSchema, doc.get("kueue"), "kueue")
     kd = KueueSettings()
+    mk = _validated(MultiKueueSchema, doc.get("multiKueue"), "multiKueue")
+    md = MultiKueueSettings()
+    workers = _workers(mk, regions, Path(base_dir))
     return OperatorConfig(
         regions=regions,
         carbon=carbon,
@@ -200,8 +252,38 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
         kueue=KueueSettings(
             pending_window=_dur(kq.pending_window, kd.pending_window), max_hold=_dur(kq.max_hold, kd.max_hold)
         ),
+        multikueue_enabled=bool(mk.enabled),
+        multikueue=MultiKueueSettings(
+            worker_lost_timeout=_dur(mk.worker_lost_timeout, md.worker_lost_timeout),
+            probe_interval=_dur(mk.probe_interval, md.probe_interval),
+        ),
+        workers=workers,
         source=source,
     )
+
+
+def _workers(mk: MultiKueueSchema, regions: tuple[RegionConfig, ...], base_dir: Path) -> tuple[WorkerConfig, ...]:
+    names = [r.name for r in regions]
+    out: list[WorkerConfig] = []
+    for i, raw in enumerate(mk.workers or ()):
+        path = f"multiKueue.workers[{i}]"
+        w = _validated(WorkerSchema, raw, path)
+        if w.region not in names:
+            raise ConfigError(f"{path}.region: {w.region!r} is not a configured region; use one of {names}")
+        for other in out:
+            if other.cluster == w.cluster:
+                raise ConfigError(f"{path}.cluster: {w.cluster!r} is listed twice; list each worker once")
+            if other.region == w.region:
+                raise ConfigError(
+                    f"{path}.region: {w.region!r} is already worker {other.cluster!r}'s; a region is one worker cluster"
+                )
+        kubeconfig = Path(w.kubeconfig)
+        out.append(WorkerConfig(w.cluster, w.region, kubeconfig if kubeconfig.is_absolute() else base_dir / kubeconfig))
+    if mk.enabled and not out:
+        raise ConfigError(
+            "multiKueue.workers: the dispatcher needs at least one worker; list {cluster, region, kubeconfig}"
+        )
+    return tuple(out)
 
 
 def _regions(raw: Any) -> tuple[RegionConfig, ...]:

@@ -35,6 +35,8 @@ PURE = (
     "green_operator.kueue.inputs",
     "green_operator.kueue.admission",
     "green_operator.kueue.accounting",
+    "green_operator.kueue.multikueue",
+    "green_operator.kueue.dispatch",
     "green_operator.times",
 )
 FORBIDDEN = ("kopf", "kubernetes", "kubernetes_asyncio", "aiohttp", "requests")

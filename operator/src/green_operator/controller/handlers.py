@@ -68,6 +68,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
     memo["watches"] = asyncio.create_task(_watches(controller, namespaces), name="watches")
     if controller.config.kueue_enabled:
         memo["kueue"] = asyncio.create_task(_kueue_checks(controller, namespaces), name="kueue checks")
+    if controller.config.multikueue_enabled:
+        memo["multikueue"] = asyncio.create_task(
+            _multikueue_dispatcher(controller, namespaces), name="multikueue dispatcher"
+        )
     logger.info("green-training-operator configured")
 
 
@@ -219,10 +223,20 @@ async def _kueue_checks(c: Controller, namespaces: tuple[str, ...]) -> None:
     await kueue.run()
 
 
+async def _multikueue_dispatcher(c: Controller, namespaces: tuple[str, ...]) -> None:
+    """MultiKueue's external dispatcher: same ledger and forecasts, after the ledger has listed."""
+    from green_operator.kueue.dispatcher import MultiKueueDispatcher
+
+    await c.ready.wait()
+    await MultiKueueDispatcher(
+        c.config, c.kube, c.ledger, c.forecasts, c.carbon, c.metrics, frozenset(namespaces), c.events
+    ).run()
+
+
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
-    for name in ("watches", "kueue"):
+    for name in ("watches", "kueue", "multikueue"):
         task = memo.get(name)
         if task is not None:
             task.cancel()

@@ -78,6 +78,10 @@ class WorkloadView:
     admitted_at: datetime | None = None
     finished_at: datetime | None = None
     finished_reason: str = ""
+    cluster_name: str | None = None
+    """MultiKueue: the worker that reserved the workload (fixed once set)."""
+    nominated: tuple[str, ...] = ()
+    """MultiKueue: `status.nominatedClusterNames` (only while `cluster_name` is unset)."""
 
     @property
     def key(self) -> str:
@@ -142,6 +146,8 @@ def workload_view(body: Mapping[str, Any]) -> WorkloadView:
         admitted_at=_time_or_none((admitted or {}).get("lastTransitionTime")),
         finished_at=_time_or_none((finished or {}).get("lastTransitionTime")),
         finished_reason=str((finished or {}).get("reason") or ""),
+        cluster_name=str(st["clusterName"]) if st.get("clusterName") else None,
+        nominated=tuple(str(n) for n in st.get("nominatedClusterNames") or ()),
     )
 
 
