@@ -66,7 +66,7 @@ NAMESPACED_RULES = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "patch", "delete"},
     ("", "pods"): {"list", "patch"},
     ("", "services"): {"get", "create"},
-    ("", "events"): {"create"},
+    ("", "events"): {"create", "patch"},
 }
 # Capacity is counted cluster-wide (every job's and GPU pod's GPUs), in every RBAC mode.
 CLUSTER_READ = {

@@ -166,6 +166,7 @@ ALLOWED = [
     ("get", "services"),
     ("patch", "pods"),
     ("create", "events"),
+    ("patch", "events"),
     ("list", "nodes"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io"),
 ]
