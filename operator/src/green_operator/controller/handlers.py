@@ -19,6 +19,7 @@ import kopf
 
 from green_operator.api.manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION
 
+from . import joint_task
 from .driver import Controller
 from .kube import gtj_path, run_until_cancelled
 
@@ -48,6 +49,9 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     controller: Controller = memo["controller"]
     memo["ledger_watches"] = asyncio.create_task(_ledger_watches(controller), name="ledger watches")
+    if controller.config.joint is not None:
+        joint = joint_task.run(controller, controller.config.joint, controller.config.replan_interval)
+        memo["joint"] = asyncio.create_task(joint, name="joint re-plan")
     if controller.config.kueue_enabled:
         memo["kueue"] = asyncio.create_task(
             _kueue_checks(controller, memo.get("namespaces") or ()), name="kueue checks"
@@ -170,7 +174,7 @@ async def job_event(
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
-    for name in ("ledger_watches", "kueue"):
+    for name in ("ledger_watches", "kueue", "joint"):
         task = memo.get(name)
         if task is not None:
             task.cancel()

@@ -21,20 +21,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from green_operator.planner import Decision, JobRequest, Reservation
+from green_operator.planner.joint import JointSettings
+
+__all__ = ["JOINT", "JointSettings", "Snapshot", "propose", "snapshot"]
 
 from .actions import MoveAside
 from .ledger import CapacityLedger
 
 JOINT = "the periodic joint re-plan"
 """Who moved the job, as its status and Events say ("moved aside for the periodic joint re-plan")."""
-
-
-@dataclass(frozen=True)
-class JointSettings:
-    budget: timedelta = timedelta(seconds=3)
-    """Wall time the optimiser may take per re-plan (the heuristic fallback is bounded too)."""
-    max_moves: int = 100
-    """Jobs moved per re-plan at most, so plans do not flap."""
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -56,6 +56,18 @@ _SEED_COLUMNS = 3
 _MAX_ROUNDS = 30
 _LATE_PENALTY = 1e3
 """A late run costs this many times the job's most expensive on-time run, plus that run."""
+
+
+@dataclass(frozen=True)
+class JointSettings:
+    """The operator's periodic joint re-plan (config ``planner.jointReplan*``)."""
+
+    budget: timedelta = timedelta(seconds=3)
+    """Wall time per re-plan: the optimiser takes part of it, the heuristic fallback the rest."""
+    max_moves: int = 100
+    """Jobs moved per re-plan at most, so plans do not flap."""
+    min_gain: float = 0.01
+    """A job moves only when that saves more than this fraction of its expected emissions."""
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from green_operator.api.interruption import Interruption
 from green_operator.config import OperatorConfig
-from green_operator.controller.joint import JointSettings
+from green_operator.planner.joint import JointSettings
 from green_operator.planner import (
     PlannerSettings,
     PowerOption,

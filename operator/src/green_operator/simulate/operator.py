@@ -316,6 +316,7 @@ class OperatorSimulation:
             self.planner_settings,
             budget_s=self.joint.budget.total_seconds(),
             max_moves=self.joint.max_moves,
+            min_gain=self.joint.min_gain,
         )
         moved = propose(self.ledger, snap, result.moved, self.world.capacity, now, slot)
         self.joint_counts[result.outcome] += 1
