@@ -128,14 +128,14 @@ class PlannerSchema(Schema):
     ] = Field(None, alias="reserveFraction", description="GPUs kept for jobs that cannot wait")
     reserve_ramp: DurationText = Field(None, alias="reserveRamp", description="how the reserve ramps, e.g. 2h")
     extrapolation: DurationText = Field(
-        None, description="how far past the horizon plans may look on extrapolated intensity, e.g. 48h (0s: off)"
+        None, description="how far past the horizon plans may look on extrapolated intensity, e.g. 48h (unset: off)"
     )
     joint_replan_budget: DurationText = Field(
-        None, alias="jointReplanBudget", description="time per periodic joint re-plan of deferred jobs, e.g. 3s (0s: off)"
+        None, alias="jointReplanBudget", description="time per periodic joint re-plan of deferred jobs, e.g. 3s"
     )
     joint_replan_max_moves: Annotated[
         int | None, Field(ge=0), Hint("must be a whole number >= 0, e.g. 100", inline=True, got=False)
-    ] = Field(None, alias="jointReplanMaxMoves", description="deferred jobs one joint re-plan may move")
+    ] = Field(None, alias="jointReplanMaxMoves", description="deferred jobs one joint re-plan may move (0: no joint re-plan)")
     reference_gpu_model: Annotated[str | None, Hint("must be a GPU model such as H100", inline=True)] = Field(
         None, alias="referenceGpuModel", description="the GPU that jobs' estimatedDuration is given for"
     )
@@ -252,11 +252,10 @@ def _planner(v: PlannerSchema) -> tuple[PlannerSettings, timedelta, timedelta]:
 
 def _joint(v: PlannerSchema) -> JointSettings | None:
     d = JointSettings()
-    budget = _dur(v.joint_replan_budget, d.budget)
-    if budget <= timedelta(0):
-        return None
     moves = d.max_moves if v.joint_replan_max_moves is None else v.joint_replan_max_moves
-    return JointSettings(budget=budget, max_moves=moves)
+    if moves == 0:
+        return None
+    return JointSettings(budget=_dur(v.joint_replan_budget, d.budget), max_moves=moves)
 
 
 def _reference_model(raw: str | None) -> str | None:

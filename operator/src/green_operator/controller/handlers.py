@@ -50,7 +50,8 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
     controller: Controller = memo["controller"]
     memo["ledger_watches"] = asyncio.create_task(_ledger_watches(controller), name="ledger watches")
     if controller.config.joint is not None:
-        joint = joint_task.run(controller, controller.config.joint, controller.config.replan_interval)
+        every = controller.config.joint.interval or controller.config.replan_interval
+        joint = joint_task.run(controller, controller.config.joint, every)
         memo["joint"] = asyncio.create_task(joint, name="joint re-plan")
     if controller.config.kueue_enabled:
         memo["kueue"] = asyncio.create_task(

@@ -68,6 +68,8 @@ class JointSettings:
     """Jobs moved per re-plan at most, so plans do not flap."""
     min_gain: float = 0.01
     """A job moves only when that saves more than this fraction of its expected emissions."""
+    interval: timedelta | None = None
+    """How often; None: every ``replan_interval``, as each deferred job's own re-plan."""
 
 
 @dataclass(frozen=True)

@@ -242,7 +242,9 @@ class OperatorSimulation:
         self._forecast_slot = -1
         self._forecast_data: dict[str, RegionData] = {}
         self.joint = settings.joint
-        self.replan_interval = settings.replan_interval
+        self.joint_every = settings.replan_interval
+        if settings.joint is not None and settings.joint.interval is not None:
+            self.joint_every = settings.joint.interval
         self.planner_settings = settings.planner
         self.joint_counts: Counter[str] = Counter()
 
@@ -268,7 +270,7 @@ class OperatorSimulation:
             self._push(job.submit_time, _CREATE, job.id)
         by_id = {j.id: j for j in self.sim_jobs}
         if self.joint is not None and self.sim_jobs:
-            self._push(min(j.submit_time for j in self.sim_jobs) + self.replan_interval, _JOINT, "")
+            self._push(min(j.submit_time for j in self.sim_jobs) + self.joint_every, _JOINT, "")
         instant, looks = self.now, Counter[str]()
         end = self.world.origin + self.slot * self.world.length
         while self._queue:
@@ -281,7 +283,7 @@ class OperatorSimulation:
             elif kind == _JOINT:
                 self._joint_replan()
                 if any(not j.done for j in self.jobs.values()) or len(self.jobs) < len(self.sim_jobs):
-                    self._push(when + self.replan_interval, _JOINT, "")
+                    self._push(when + self.joint_every, _JOINT, "")
             elif kind == _POD_END:
                 job_key, _, pods = key.partition("#")
                 j = self.jobs[job_key]
