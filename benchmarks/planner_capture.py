@@ -166,7 +166,10 @@ def main() -> None:
 def exact(tr: dict[str, IntensitySeries], regions: list[str], args: argparse.Namespace) -> None:
     """Small instances: a day of 40-80 jobs; the oracle's MILP is solved to optimality there."""
     sim = settings(args.joint, args.joint_every)
-    print(f"{'seed':>4}{'jobs':>6}{'baseline kg':>13}{'plan kg':>10}{'optimum kg':>12}{'bound kg':>10}{'capture(opt)':>14}")
+    print(
+        f"{'seed':>4}{'jobs':>6}{'baseline kg':>13}{'plan kg':>10}{'optimum kg':>12}{'bound kg':>10}"
+        f"{'capture(opt)':>14}"
+    )
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         jobs = [j for j in generate_jobs(regions, START, 1.0, 40 + seed * 7 % 41, seed=seed) if j.gpus <= 8]
         jobs = [j for j in jobs if j.duration <= timedelta(hours=12)]
@@ -174,7 +177,12 @@ def exact(tr: dict[str, IntensitySeries], regions: list[str], args: argparse.Nam
         cap = {r: max(8, c // 4) for r, c in cap.items()}
         res = simulate(tr, cap, jobs, sim, forecast_error=args.error, seed=1, align_traces=True, oracle=False)
         o = solve_oracle(
-            res.world, jobs, sim.power, sim.planner.default_gpu_watts, res.plan.records, time_limit_s=args.oracle_seconds
+            res.world,
+            jobs,
+            sim.power,
+            sim.planner.default_gpu_watts,
+            res.plan.records,
+            time_limit_s=args.oracle_seconds,
         )
         bound = o.lower_bound if o.lower_bound is not None else o.grams
         base, plan_g = res.baseline_grams, res.plan_grams

@@ -67,7 +67,9 @@ def main() -> None:
     args = ap.parse_args()
     days = min(round(args.months * 30.5), 365 - 10)
     base = PlannerSettings(slot=timedelta(minutes=30), horizon=timedelta(hours=48), reserve_fraction=0.0)
-    print(f"scenario {args.scenario}: {args.per_day} jobs a workday over {days} days; re-plan every {args.replan:g} min")
+    print(
+        f"scenario {args.scenario}: {args.per_day} jobs a workday over {days} days; re-plan every {args.replan:g} min"
+    )
     for country in args.countries.split(","):
         trace = load_trace_csv(DATA / TRACES[country], zone=country)
         if args.scenario == "long":
@@ -85,13 +87,22 @@ def main() -> None:
         line = []
         for arm in args.arms.split(","):
             t0 = time.perf_counter()
-            sim = SimSettings(planner=arms[arm], power=PowerRequest(PowerPolicy.NONE), replan_interval=timedelta(minutes=args.replan))
+            sim = SimSettings(
+                planner=arms[arm], power=PowerRequest(PowerPolicy.NONE), replan_interval=timedelta(minutes=args.replan)
+            )
             res = simulate({country: trace}, {country: 100_000}, jobs, sim, oracle=False)
             saved[arm] = res.savings(res.plan_grams)
             missed = sum(not r.deadline_met for r in res.plan.records)
             line.append(f"{arm} {saved[arm]:.2%} ({missed} late, {time.perf_counter() - t0:.0f} s)")
-        loss = ", ".join(f"{a} loses {saved['full'] - s:.2%} pts" for a, s in saved.items() if a != "full" and "full" in saved)
-        print(f"{country}: {len(jobs)} jobs, longest window {window}; saves " + "; ".join(line) + (f"; {loss}" if loss else ""), flush=True)
+        loss = ", ".join(
+            f"{a} loses {saved['full'] - s:.2%} pts" for a, s in saved.items() if a != "full" and "full" in saved
+        )
+        print(
+            f"{country}: {len(jobs)} jobs, longest window {window}; saves "
+            + "; ".join(line)
+            + (f"; {loss}" if loss else ""),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

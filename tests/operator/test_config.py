@@ -35,11 +35,13 @@ def test_planner_reserve_is_configurable() -> None:
 
 def test_joint_replan_and_extrapolation_are_configurable() -> None:
     default = parse_config({"regions": [{"name": "r1"}]})
-    assert default.joint is not None and default.joint.budget == timedelta(seconds=3)
+    assert default.joint is not None
+    assert default.joint.budget == timedelta(seconds=3)
     assert default.planner.extrapolation == timedelta(0)
     doc = {"jointReplanBudget": "5s", "jointReplanMaxMoves": 7, "extrapolation": "48h"}
     cfg = parse_config({"regions": [{"name": "r1"}], "planner": doc})
-    assert cfg.joint is not None and (cfg.joint.budget, cfg.joint.max_moves) == (timedelta(seconds=5), 7)
+    assert cfg.joint is not None
+    assert (cfg.joint.budget, cfg.joint.max_moves) == (timedelta(seconds=5), 7)
     assert cfg.planner.extrapolation == timedelta(hours=48)
     off = parse_config({"regions": [{"name": "r1"}], "planner": {"jointReplanMaxMoves": 0}})
     assert off.joint is None

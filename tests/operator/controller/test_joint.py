@@ -77,4 +77,5 @@ def test_moves_mirror_move_aside() -> None:
     new = replace(decision("ns/a", 9), reason="moved")
     propose(one, snapshot(one, b.T0, SLOT), [new], {b.NORTH: b.CAPACITY}, b.T0, SLOT)
     two.apply(JOINT, MoveAside(new, old, 4))
-    assert one.bookings() == two.bookings() and one.pending == two.pending
+    assert one.bookings() == two.bookings()
+    assert one.pending == two.pending

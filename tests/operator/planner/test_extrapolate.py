@@ -43,7 +43,7 @@ def test_bad_input_is_refused(known: list[float], slot: timedelta, match: str) -
 
 def test_a_plan_on_extrapolated_hours_says_so() -> None:
     t0 = datetime(2024, 3, 4, tzinfo=UTC)
-    slot = timedelta(minutes=15)
+    timedelta(minutes=15)
     # 12 h of forecast at 300, then 36 h extrapolated with a clean night at 50 from hour 26.
     values = [300.0] * 48 + [300.0] * 56 + [50.0] * 16 + [300.0] * 72
     region = RegionForecast("a", 8, "", t0, values, extrapolated_from=48)
@@ -54,4 +54,5 @@ def test_a_plan_on_extrapolated_hours_says_so() -> None:
     assert d.extrapolated == timedelta(hours=2)
     assert "extrapolated" in d.reason
     within = plan([job], [region], [], t0, PlannerSettings(horizon=timedelta(hours=12), reserve_fraction=0))[0]
-    assert within.start < t0 + timedelta(hours=12) and within.extrapolated == timedelta(0)
+    assert within.start < t0 + timedelta(hours=12)
+    assert within.extrapolated == timedelta(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,7 +43,8 @@ def sequential() -> list[JobRequest]:
     first = plan([flexible], [REGION], [], T0, SETTINGS)[0]
     held = Reservation("a", first.start, first.end, 4)
     second = plan([urgent], [REGION], [held], T0, SETTINGS)[0]
-    assert first.start == at(2) and second.start != at(2)
+    assert first.start == at(2)
+    assert second.start != at(2)
     return [dataclasses.replace(flexible, previous=first), dataclasses.replace(urgent, previous=second)]
 
 
@@ -52,9 +54,10 @@ def check(jobs: list[JobRequest], moved: list[Decision]) -> None:
     for j in jobs:
         d = plans[j.key]
         assert d is not None
-        assert d.start <= j.latest_start and d.end <= j.deadline
+        assert d.start <= j.latest_start
+        assert d.end <= j.deadline
     windows = sorted((d.start, d.end) for d in plans.values() if d is not None)
-    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(windows):
         assert start >= end  # 4 GPUs each in a 4-GPU region: runs may not overlap
 
 
@@ -111,7 +114,8 @@ def test_nothing_to_replan() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "field"), [({"budget_s": 0.0}, "budget_s"), ({"max_moves": -1}, "max_moves"), ({"min_gain": 1.0}, "min_gain")]
+    ("kwargs", "field"),
+    [({"budget_s": 0.0}, "budget_s"), ({"max_moves": -1}, "max_moves"), ({"min_gain": 1.0}, "min_gain")],
 )
 def test_bad_arguments_name_the_field(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(ValueError, match=field):

@@ -77,9 +77,7 @@ def propose(
     return applied
 
 
-def _fits(
-    ledger: CapacityLedger, key: str, want: Reservation, capacity: int, now: datetime, slot: timedelta
-) -> bool:
+def _fits(ledger: CapacityLedger, key: str, want: Reservation, capacity: int, now: datetime, slot: timedelta) -> bool:
     """Whether ``want`` fits beside every other booking (other pods' GPUs too) in its region, slot
     by slot."""
     others = [r for k, r in ledger.bookings().items() if k != key] + list(ledger.foreign(now).values())

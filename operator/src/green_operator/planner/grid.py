@@ -89,7 +89,10 @@ class SlotGrid:
         self.start_limit: IntArray = np.array([min(fe, horizon_end) for fe in forecast_end], dtype=np.int64)
         big = np.iinfo(np.int64).max // 4
         self.extrapolated_from: IntArray = np.array(
-            [big if rf.extrapolated_from is None else off + rf.extrapolated_from for off, rf in zip(offsets, regions, strict=True)],
+            [
+                big if rf.extrapolated_from is None else off + rf.extrapolated_from
+                for off, rf in zip(offsets, regions, strict=True)
+            ],
             dtype=np.int64,
         )
         """Per region, the first slot whose intensity is extrapolated past the forecast."""

@@ -134,7 +134,6 @@ def joint_replan(
         raise ValueError("min_gain must be a fraction in [0, 1)")
     if not jobs:
         return JointResult([], OPTIMAL, 0.0, 0.0, 0.0, 0, 0)
-    deadline = t0 + budget_s
     # No reserve: the reserve keeps clean windows from filling up before urgent jobs arrive, but a
     # job that cannot wait moves deferred jobs aside when it arrives (``plan_with_preemption``),
     # and here every deferred job is placed with all the others in view. Measured on the capture
@@ -282,8 +281,8 @@ class _Model:
         self.move_cost = np.zeros(n)
         self.late: dict[int, float] = {}
         for i in self.jobs:
-            finite = [float(c.grams[np.isfinite(c.grams)].max()) for c in self.costs[i] if np.isfinite(c.grams).any()]
-            self.late[i] = _LATE_PENALTY * (max(finite) if finite else 1.0) + 1.0
+            worst = [float(k.grams[np.isfinite(k.grams)].max()) for k in self.costs[i] if np.isfinite(k.grams).any()]
+            self.late[i] = _LATE_PENALTY * (max(worst) if worst else 1.0) + 1.0
             p = incumbent.placement(i)
             self.current[i] = _incumbent_column(planner, i, p, self.late[i])
             if planner.jobs[i].previous is not None and planner.is_previous(i, p):
@@ -304,7 +303,7 @@ class _Model:
         self.stale = True
         """Columns were added since the last LP solve."""
         self.seen: set[tuple[int, int, int, int, int]] = set()
-        self.h = highspy.Highs()
+        self.h = highspy.Highs()  # type: ignore[no-untyped-call]
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("threads", 1)
         self.h.setOptionValue("presolve", "off")  # re-solves after adding columns start from the last basis
@@ -325,14 +324,14 @@ class _Model:
         self.add([self.current[i] for i in self.jobs])
         seed: list[_Column] = []
         for i in self.jobs:
-            for c in self.costs[i]:
-                for a in range(len(c.rows)):
-                    g = c.grams[a]
-                    finite = np.flatnonzero(np.isfinite(g))
+            for costs in self.costs[i]:
+                for a in range(len(costs.rows)):
+                    grams = costs.grams[a]
+                    finite = np.flatnonzero(np.isfinite(grams))
                     if finite.size == 0:
                         continue
-                    best = finite[np.argsort(g[finite], kind="stable")[:_SEED_COLUMNS]]
-                    seed += [_column(planner, i, c, a, int(col)) for col in best]
+                    cheapest = finite[np.argsort(grams[finite], kind="stable")[:_SEED_COLUMNS]]
+                    seed += [_column(planner, i, costs, a, int(col)) for col in cheapest]
         self.add(seed)
 
     def _key(self, c: _Column) -> tuple[int, int, int, int, int]:
@@ -442,9 +441,7 @@ class _Model:
         self.add(list(runs.values()))
         wanted = {i: self._key(c) for i, c in runs.items()}
         ncol = len(self.columns)
-        self.h.changeColsIntegrality(
-            ncol, np.arange(ncol, dtype=np.int32), np.array([hs.HighsVarType.kInteger] * ncol)
-        )
+        self.h.changeColsIntegrality(ncol, np.arange(ncol, dtype=np.int32), np.array([hs.HighsVarType.kInteger] * ncol))
         start = hs.HighsSolution()
         cur = set(wanted.values())
         start.col_value = [1.0 if self._key(c) in cur else 0.0 for c in self.columns]
@@ -547,7 +544,9 @@ def _optimise(
             for i in range(len(planner.jobs)):
                 if mip.placements[i] is None:  # too big for every region: as the incumbent has it
                     mip.place(i, incumbent.placement(i), counted=False)
-            if not bool(np.any(mip.free.array < 0)) and _rank(planner, mip, incumbent) < _rank(planner, best, incumbent):
+            if not bool(np.any(mip.free.array < 0)) and _rank(planner, mip, incumbent) < _rank(
+                planner, best, incumbent
+            ):
                 best = mip
     moves = sum(
         1

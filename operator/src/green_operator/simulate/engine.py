@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from green_operator.api.interruption import Interruption
 from green_operator.config import OperatorConfig
-from green_operator.planner.joint import JointSettings
 from green_operator.planner import (
     PlannerSettings,
     PowerOption,
@@ -21,6 +20,7 @@ from green_operator.planner import (
     fixed_option,
     power_profile,
 )
+from green_operator.planner.joint import JointSettings
 
 from .jobs_file import SimJob
 from .world import World

@@ -72,8 +72,8 @@ from green_operator.controller.observed import (
 from green_operator.controller.reconcile import needs, reconcile
 from green_operator.planner import PowerRequest, RegionForecast
 from green_operator.planner.extrapolate import extrapolate
-from green_operator.planner.joint import joint_replan
 from green_operator.planner.grid import EPS
+from green_operator.planner.joint import joint_replan
 from green_operator.regions import RegionConfig
 from green_operator.times import rfc3339
 
