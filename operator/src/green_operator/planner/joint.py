@@ -48,13 +48,13 @@ TIMEOUT = "timeout"
 FALLBACK = "fallback"
 OUTCOMES = (OPTIMAL, IMPROVED, FALLBACK, TIMEOUT)
 
-_OPTIMISER_SHARE = 0.6
+_OPTIMISER_SHARE = 0.9
 """Of the budget, what the LP, its roundings and the MILP may take; the heuristic gets the rest."""
 
 _SEED_COLUMNS = 3
 """Cheapest starts per job, region and limit in the first restricted LP."""
 _MAX_ROUNDS = 30
-_LATE_PENALTY = 1e3
+_LATE_PENALTY = 3.0
 """A late run costs this many times the job's most expensive on-time run, plus that run."""
 
 
@@ -143,7 +143,10 @@ def joint_replan(
         jobs, regions, reservations, now, replace(settings, reserve_fraction=0.0, hysteresis_fraction=min_gain)
     )
     incumbent = planner.new_schedule()
-    planner.fill_in(incumbent, planner.hold_previous(incumbent))
+    # Late jobs keep their previous plans too where they still fit: a re-plan is no reason to move
+    # them (moves are capped), and the optimiser may still bring them on time.
+    rest = [i for i in planner.hold_previous(incumbent) if not _hold_late(planner, incumbent, i)]
+    planner.fill_in(incumbent, rest)
     before = incumbent.grams
     failed = FALLBACK
     try:
@@ -159,7 +162,7 @@ def joint_replan(
         outcome = OPTIMAL if proved else IMPROVED
     else:
         target, outcome = incumbent, failed
-    if found is None:
+    if found is None and failed == FALLBACK:  # on a timeout the budget is spent: plans stay
         heuristic = _capped(planner, incumbent, planner.search([True] * len(jobs), relocate=False), max_moves)
         if _rank(planner, heuristic, incumbent) < _rank(planner, target, incumbent):
             target, outcome = heuristic, failed if found is None else FALLBACK
@@ -173,6 +176,23 @@ def joint_replan(
         rounds,
         ncols,
     )
+
+
+def _hold_late(planner: Planner, s: Schedule, i: int) -> bool:
+    """Put job ``i`` back at its previous plan, late or not, if that still fits."""
+    prev, ctx, grid = planner.jobs[i].previous, planner.contexts[i], planner.grid
+    if prev is None or prev.region not in grid.row:
+        return False
+    row = grid.row[prev.region]
+    group = next((g for g in ctx.groups if row in g.rows), None)
+    option = next((o for o in group.options if o.limit_watts == prev.power_limit_watts), None) if group else None
+    if option is None:
+        return False
+    p = placement_at(grid, ctx, s.free, row, max(prev.start, ctx.earliest_time), option)
+    if p is None:
+        return False
+    s.place(i, p)
+    return True
 
 
 def _moved(planner: Planner, i: int, s: Schedule) -> bool:
@@ -302,11 +322,13 @@ class _Model:
         self.columns: list[_Column] = []
         self.stale = True
         """Columns were added since the last LP solve."""
+        self.x: FloatArray = np.zeros(0)
+        """The last optimal LP solution (columns added since count as 0)."""
+        self.duals: FloatArray = np.zeros(0)
         self.seen: set[tuple[int, int, int, int, int]] = set()
         self.h = highspy.Highs()  # type: ignore[no-untyped-call]
         self.h.setOptionValue("output_flag", False)
         self.h.setOptionValue("threads", 1)
-        self.h.setOptionValue("presolve", "off")  # re-solves after adding columns start from the last basis
         inf = highspy.kHighsInf
         # Rows: jobs (== 1), then capacity (<= cap) per region and slot, then the move cap.
         self.job_row = {i: k for k, i in enumerate(self.jobs)}
@@ -380,14 +402,18 @@ class _Model:
     def solve_lp(self, deadline: float) -> bool:
         self.h.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
         self.h.run()
+        self.h.setOptionValue("presolve", "off")  # later solves start from this basis
         ok = bool(self.h.getModelStatus() == self.hs.HighsModelStatus.kOptimal)
         self.stale = not ok
+        if ok:  # kept: a later solve cut short by the budget leaves no usable solution
+            sol = self.h.getSolution()
+            self.x = np.asarray(sol.col_value).copy()
+            self.duals = np.asarray(sol.row_dual).copy()
         return ok
 
     def price(self) -> list[_Column]:
         """Per job, its least reduced-cost run over every start, when negative."""
-        sol = self.h.getSolution()
-        duals = np.asarray(sol.row_dual)
+        duals = self.duals
         mu = duals[: len(self.jobs)]
         pcum = self.prices_cum()
         stay = float(duals[self.stay_row]) if self.stay_row >= 0 else 0.0
@@ -427,7 +453,7 @@ class _Model:
 
     def prices_cum(self) -> FloatArray:
         """The capacity rows' duals as prefix sums over slots, per region (the greedy's prices)."""
-        duals = np.asarray(self.h.getSolution().row_dual)
+        duals = self.duals
         pi = np.maximum(-duals[len(self.jobs) : len(self.jobs) + self.cap.size], 0.0).reshape(self.cap.shape)
         cum = np.zeros((pi.shape[0], pi.shape[1] + 1))
         np.cumsum(pi, axis=1, out=cum[:, 1:])
@@ -525,9 +551,8 @@ def _optimise(
     candidates = [incumbent]
     movable = [True] * len(planner.jobs)
     if solved:
-        if model.stale and not model.solve_lp(deadline):
-            raise RuntimeError("the restricted LP did not solve")
-        x = np.asarray(model.h.getSolution().col_value)
+        x = np.zeros(len(model.columns))
+        x[: model.x.size] = model.x
         prices = model.prices_cum()
         candidates.append(planner.polish(planner.greedy(planner.slack_order, prices), movable, prices))
         if time.perf_counter() < deadline:
