@@ -454,8 +454,9 @@ class _Model:
     def prices_cum(self) -> FloatArray:
         """The capacity rows' duals as prefix sums over slots, per region (the greedy's prices)."""
         duals = self.duals
-        pi = np.maximum(-duals[len(self.jobs) : len(self.jobs) + self.cap.size], 0.0).reshape(self.cap.shape)
-        cum = np.zeros((pi.shape[0], pi.shape[1] + 1))
+        rows, width = self.cap.shape
+        pi = np.maximum(-duals[len(self.jobs) : len(self.jobs) + rows * width], 0.0).reshape(rows, width)
+        cum = np.zeros((rows, width + 1))
         np.cumsum(pi, axis=1, out=cum[:, 1:])
         return cum
 
