@@ -33,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from harness.cluster import apply_crds, kubeconfig  # noqa: E402
+from harness.cluster import apply_crds, component_pid, kubeconfig  # noqa: E402
 from harness.operator import OperatorProcess  # noqa: E402
 from harness.waiting import WaitTimeoutError, wait_for  # noqa: E402
 
@@ -247,17 +247,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def apiserver_pid() -> int | None:
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if b"kube-apiserver" in (proc / "cmdline").read_bytes().split(b"\0")[0]:
-                    return int(proc.name)
-            except OSError:
-                continue
-    return None
-
-
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -312,7 +301,7 @@ def main() -> int:
         # Listed before the burst, and watched from that list's version: no decision is missed.
         watcher.wait_listed(timeout=60)
         names = [f"gtj-{i:05d}" for i in range(args.jobs)]
-        op_pid, api_pid = op.pid, apiserver_pid()
+        op_pid, api_pid = op.pid, component_pid("kube-apiserver")
 
         def api_cpu_now() -> float:
             return cpu_seconds(api_pid) if api_pid else 0.0

@@ -31,6 +31,17 @@ def kubeconfig() -> Path:
     return Path(os.environ.get("KUBECONFIG") or _hack_env("GREEN_KUBECONFIG"))
 
 
+def component_pid(name: str) -> int | None:
+    """The pid hack/cluster.sh recorded for a component of this cluster (the one KUBECONFIG names:
+    its state directory holds both), or None when it does not run. Other clusters on the machine
+    (a second GREEN_STATE) have their own."""
+    try:
+        pid = int((kubeconfig().parent / "pids" / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
 def kubectl(
     *args: str, input: str | None = None, check: bool = True, kubeconfig_path: Path | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:

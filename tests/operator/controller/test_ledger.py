@@ -294,6 +294,46 @@ def test_late_jobs_are_woken_once_no_first_decision_waits() -> None:
     assert not led.view("ns/late", b.T0).rescue
 
 
+def test_late_jobs_search_for_room_one_at_a_time() -> None:
+    # All of them woken at once would queue every search ahead of a job created meanwhile.
+    wakes: list[str] = []
+    led = ledger(wakes)
+    for k in ("ns/a", "ns/late1", "ns/late2"):
+        led.first_seen(k, {})
+    led.apply("ns/late2", PlanRecorded(late=True))
+    led.apply("ns/late1", PlanRecorded(late=True))
+    led.apply("ns/a", PlanRecorded())
+    assert wakes == ["ns/late1"]
+    led.stepped("ns/a")  # another job's step does not pass the turn
+    led.apply("ns/late1", RescueTried())
+    assert wakes == ["ns/late1", "ns/late2"]
+    led.stepped("ns/late1")
+    assert wakes == ["ns/late1", "ns/late2"]
+
+
+def test_an_unused_turn_passes_on_and_a_new_arrival_pauses_the_queue() -> None:
+    wakes: list[str] = []
+    led = ledger(wakes)
+    for k in ("ns/late1", "ns/late2", "ns/late3"):
+        led.first_seen(k, {})
+        led.apply(k, PlanRecorded(late=True))
+    assert wakes == ["ns/late1"]
+    # late1 started instead of searching: with no first decision waiting, it leaves the queue.
+    led.stepped("ns/late1")
+    assert wakes == ["ns/late1", "ns/late2"]
+    assert "ns/late1" not in led.burst.rescue
+    # A job arrives while late2 has the turn: late2 keeps its place, and nobody else is woken...
+    led.first_seen("ns/new", {})
+    led.stepped("ns/late2")
+    assert "ns/late2" in led.burst.rescue
+    assert wakes == ["ns/late1", "ns/late2"]
+    # ...until the newcomer's first decision is made.
+    led.apply("ns/new", PlanRecorded())
+    assert wakes == ["ns/late1", "ns/late2", "ns/late2"]
+    led.forget("ns/late2")  # deleted during its turn: the next one's turn
+    assert wakes[-1] == "ns/late3"
+
+
 def test_a_deleted_job_leaves_no_burst_behind() -> None:
     # A job deleted before its first decision must not keep the operator "in a burst" forever.
     led = ledger()

@@ -31,6 +31,7 @@ PURE = (
     "green_operator.api.status",
     "green_operator.api.conditions",
     "green_operator.api.manifests",
+    "green_operator.api.events",
     "green_operator.accounting.settle",
     "green_operator.accounting.live_energy",
     "green_operator.kueue.workload",

@@ -78,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
+    # kopf imports the synchronous `kubernetes` client, when installed, only to recognise its
+    # models (34 MiB resident); this process never uses it, and logs kopf in itself (handlers.login).
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
     import kopf
     from prometheus_client import start_http_server
 
     from green_operator.carbon.config import CarbonConfigError
     from green_operator.carbon.service import CarbonService
-    from green_operator.controller import handlers
+    from green_operator.controller import handlers  # noqa: F401  (registers kopf's start-up and clean-up)
     from green_operator.controller.driver import Controller
     from green_operator.controller.kube import AsyncKube, load_client
     from green_operator.metrics import OperatorMetrics
@@ -98,7 +101,7 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
         start_http_server(port)
     kube = AsyncKube(await load_client(args.kubeconfig))
     metrics = OperatorMetrics()
-    controller = Controller(config, carbon, kube, metrics, handlers.post_event)
+    controller = Controller(config, carbon, kube, metrics)
     namespaces: list[str] = list(args.namespace or config.watch_namespaces)
     kwargs: dict[str, Any] = {"namespaces": namespaces} if namespaces else {"clusterwide": True}
     # The lease has a client of its own: renewals never queue behind a burst's requests, and it

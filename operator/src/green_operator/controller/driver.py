@@ -30,7 +30,7 @@ from green_operator.metrics import OperatorMetrics
 from green_operator.times import utcnow
 
 from .actions import Action, RecordDecision, RecordRelease
-from .executor import ApiExecutor, EventPoster
+from .executor import ApiExecutor
 from .forecasts import ForecastCache
 from .kube import AsyncKube, JsonDict, job_path, service_path
 from .ledger import CapacityLedger
@@ -43,8 +43,10 @@ from .observed import (
     Settings,
     child_state,
     service_state,
+    slim_child,
 )
 from .reconcile import needs, observe_spec, reconcile
+from .recorder import EventRecorder
 
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 SHUTDOWN_GRACE = 10.0
@@ -95,7 +97,6 @@ class Controller:
         carbon: CarbonService,
         kube: AsyncKube,
         metrics: OperatorMetrics,
-        post_event: EventPoster,
     ) -> None:
         self.config = config
         self.settings = settings_of(config)
@@ -104,7 +105,8 @@ class Controller:
         self.metrics = metrics
         self.ledger = CapacityLedger(self.settings.regions, config.planner.horizon, wake=self.poke)
         self.forecasts = ForecastCache(carbon, config.planner, config.forecast_refresh)
-        self.executor = ApiExecutor(kube, self.ledger, metrics, post_event)
+        self.events = EventRecorder(kube)
+        self.executor = ApiExecutor(kube, self.ledger, metrics, self.events.post)
         self.ready = asyncio.Event()
         """Set once the ledger's watches have listed everything: no decision before."""
         self.bodies: dict[str, dict[str, Any]] = {}
@@ -170,7 +172,7 @@ class Controller:
         if body is None:
             self.children[key] = None
         elif key not in self.children or _rv(body) >= _rv(self.children[key]):
-            self.children[key] = without_managed_fields(body)
+            self.children[key] = slim_child(body)
         self.poke(key)
 
     def observe_pod(self, body: Mapping[str, Any]) -> None:
@@ -207,7 +209,10 @@ class Controller:
             try:
                 await self.ready.wait()
                 wake.clear()
-                delay = await self.step(key)
+                try:
+                    delay = await self.step(key)
+                finally:
+                    self.ledger.stepped(key)
                 attempt = 0
                 if delay is None:
                     return
@@ -276,7 +281,7 @@ class Controller:
             self.statuses[key] = (out.status_rv, out.status)
             self._phase(key, out.status)
         if out.child_known:
-            self.children[key] = out.child
+            self.children[key] = slim_child(out.child) if out.child is not None else None
         label = _reconcile_label(actions)
         if label:
             self.metrics.reconcile_seconds.labels(label).observe(time.perf_counter() - t0)
@@ -290,7 +295,7 @@ class Controller:
         if not status.get("jobName") and not status.get("phase"):
             return None  # never created (a create that finds it anyway adopts it)
         child = await self.kube.get_or_none(job_path(meta.namespace, job_name(meta.name)))
-        self.children.setdefault(key, child)
+        self.children.setdefault(key, slim_child(child) if child is not None else None)
         return self.children[key]
 
     async def _service(self, key: str, meta: JobMeta) -> ServiceState | None:
@@ -376,6 +381,7 @@ class Controller:
             _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
             for t in late:
                 t.cancel()
+        await self.events.close()
         if self._http is not None:
             await self._http.close()
 

@@ -1,46 +1,63 @@
 """kopf registrations: thin, typed, nothing but wiring into the Controller (kept in kopf's memo).
 
-kopf watches what this operator acts on (GreenTrainingJobs and their Jobs, in its namespaces or
-cluster-wide). The capacity ledger is fed by its own read-only, cluster-wide watches (every
-GreenTrainingJob, pod and node), started here: two operators on the same nodes, each acting on its
-own namespaces, then count each other's bookings. kopf writes nothing to our resources: no
-change-detecting handlers (no diff-base annotations) and no daemons (no finalizers).
+kopf runs the process (start-up, clean-up, liveness, posting Events) but watches nothing itself.
+The operator's own informers (one list-then-watch per resource) feed both the capacity ledger and
+the Controller: every GreenTrainingJob on the cluster (two operators on the same nodes, each acting
+on its own namespaces, count each other's bookings), pods and nodes, and the child Jobs in the
+namespaces it acts on. kopf's per-event machinery (a deep copy of each body for a diff base, cause
+detection, a second watch of every GreenTrainingJob) was a quarter of the operator's CPU in a burst.
+kopf writes nothing to our resources: no change-detecting handlers and no daemons (no finalizers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
 import kopf
 
-from green_operator.api.manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY, PLURAL, VERSION
+from green_operator.api.manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY
 
 from . import joint_task
 from .driver import Controller
-from .kube import gtj_path, run_until_cancelled
+from .kube import gtj_path, job_path, run_until_cancelled
 
 CARBON_THREADS = 8
 """Carbon providers' HTTP clients are synchronous: they run in these threads."""
 Logger = logging.Logger | logging.LoggerAdapter[Any]
 
 
-def post_event(body: Mapping[str, Any], reason: str, message: str, warning: bool) -> None:
-    # kopf queues events and posts them from its own task: no API call on the decision's path.
-    (kopf.warn if warning else kopf.info)(cast(kopf.Body, body), reason=reason, message=message)
+@kopf.on.login()
+async def login(memo: Any, **_: Any) -> kopf.ConnectionInfo:
+    """kopf connects with the controller's own credentials. Its default login goes through the
+    synchronous `kubernetes` client, whose import (every model) costs 34 MiB of resident memory
+    in a process that never uses it; `green-operator run` keeps it out (cli/run.py)."""
+    return connection_info(memo["controller"].kube.api.configuration)
+
+
+def connection_info(cfg: Any) -> kopf.ConnectionInfo:
+    """kubernetes_asyncio's Configuration (kubeconfig or in-cluster) as kopf's ConnectionInfo."""
+    auth = str((cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken") or "")
+    scheme, _, token = auth.partition(" ")
+    return kopf.ConnectionInfo(
+        server=str(cfg.host),
+        ca_path=cfg.ssl_ca_cert or None,
+        insecure=not cfg.verify_ssl,
+        certificate_path=cfg.cert_file or None,
+        private_key_path=cfg.key_file or None,
+        scheme=scheme or None if token else None,
+        token=token or None,
+    )
 
 
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
-    settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(CARBON_THREADS, thread_name_prefix="carbon"))
@@ -48,35 +65,72 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
         # kopf logs every watch-event handler call at INFO; on a busy cluster that is noise and CPU.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     controller: Controller = memo["controller"]
-    memo["ledger_watches"] = asyncio.create_task(_ledger_watches(controller), name="ledger watches")
+    namespaces: tuple[str, ...] = memo.get("namespaces") or ()
+    memo["watches"] = asyncio.create_task(_watches(controller, namespaces), name="watches")
     if controller.config.joint is not None:
         every = controller.config.joint.interval or controller.config.replan_interval
         joint = joint_task.run(controller, controller.config.joint, every)
         memo["joint"] = asyncio.create_task(joint, name="joint re-plan")
     if controller.config.kueue_enabled:
-        memo["kueue"] = asyncio.create_task(
-            _kueue_checks(controller, memo.get("namespaces") or ()), name="kueue checks"
-        )
+        memo["kueue"] = asyncio.create_task(_kueue_checks(controller, namespaces), name="kueue checks")
     logger.info("green-training-operator configured")
 
 
-async def _ledger_watches(c: Controller) -> None:
+def _key(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
+async def _watches(c: Controller, namespaces: tuple[str, ...]) -> None:
     ledger = c.ledger
-    listed = [asyncio.Event() for _ in range(4)]
+    children_paths = [job_path(ns) for ns in namespaces] or ["/apis/batch/v1/jobs"]
+    listed = [asyncio.Event() for _ in range(4 + len(children_paths))]
 
-    def jobs_relisted(items: list[dict[str, Any]]) -> None:
+    def ours(namespace: str) -> bool:
+        return not namespaces or namespace in namespaces
+
+    def gtjs_relisted(items: list[dict[str, Any]]) -> None:
+        seen = set()
         for obj in items:
-            meta = obj.get("metadata") or {}
-            ledger.observe_job(f"{meta.get('namespace')}/{meta.get('name')}", obj)
-
-    def job_event(kind: str, obj: dict[str, Any]) -> None:
-        meta = obj.get("metadata") or {}
-        key = f"{meta.get('namespace')}/{meta.get('name')}"
-        if kind == "DELETED":
-            if key not in c.bodies:
-                ledger.forget(key)
-        else:
+            ns, name = _key(obj)
+            key = f"{ns}/{name}"
+            seen.add(key)
             ledger.observe_job(key, obj)
+            if ours(ns):
+                c.observe(key, obj)
+        for key in [k for k in c.bodies if k not in seen]:  # deleted while the watch was down
+            c.forget(key)
+
+    def gtj_event(kind: str, obj: dict[str, Any]) -> None:
+        ns, name = _key(obj)
+        key = f"{ns}/{name}"
+        if kind == "DELETED":
+            if key in c.bodies:
+                c.forget(key)
+            else:
+                ledger.forget(key)
+            return
+        ledger.observe_job(key, obj)
+        if ours(ns):
+            c.observe(key, obj)
+
+    def owned(obj: Mapping[str, Any]) -> bool:
+        refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+        return any(r.get("kind") == KIND for r in refs)
+
+    def children_relisted(path_namespace: str | None, items: list[dict[str, Any]]) -> None:
+        seen = set()
+        for obj in items:
+            if owned(obj):
+                seen.add(_key(obj))
+                c.observe_child(*_key(obj), obj)
+        for ns, name in list(c.by_child):  # deleted while the watch was down
+            if (path_namespace is None or ns == path_namespace) and (ns, name) not in seen:
+                c.observe_child(ns, name, None)
+
+    def child_event(kind: str, obj: dict[str, Any]) -> None:
+        if owned(obj):
+            c.observe_child(*_key(obj), None if kind == "DELETED" else obj)
 
     def pods_relisted(items: list[dict[str, Any]]) -> None:
         for obj in items:
@@ -116,8 +170,19 @@ async def _ledger_watches(c: Controller) -> None:
         c.ready.set()
 
     kube = c.kube
+    managed = [("labelSelector", f"{LABEL_MANAGED_BY}={MANAGED_BY}")]
     await run_until_cancelled(
-        kube.informer(gtj_path(), job_event, jobs_relisted, ready=listed[0]),
+        kube.informer(gtj_path(), gtj_event, gtjs_relisted, ready=listed[0]),
+        *(
+            kube.informer(
+                path,
+                child_event,
+                functools.partial(children_relisted, ns or None),
+                query=managed,
+                ready=listed[4 + i],
+            )
+            for i, (ns, path) in enumerate(zip(namespaces or ("",), children_paths, strict=True))
+        ),
         # Pods that hold or wait for a node; finished ones free their GPUs.
         kube.informer(
             "/api/v1/pods",
@@ -133,7 +198,7 @@ async def _ledger_watches(c: Controller) -> None:
             "/api/v1/pods",
             held_event,
             held_relisted,
-            query=[("labelSelector", f"{LABEL_MANAGED_BY}={MANAGED_BY}")],
+            query=managed,
             ready=listed[3],
         ),
         ready(),
@@ -146,36 +211,23 @@ async def _kueue_checks(c: Controller, namespaces: tuple[str, ...]) -> None:
 
     await c.ready.wait()
     kueue = KueueCheckController(
-        c.config, c.config.kueue, c.kube, c.ledger, c.forecasts, c.carbon, c.metrics, frozenset(namespaces)
+        c.config,
+        c.config.kueue,
+        c.kube,
+        c.ledger,
+        c.forecasts,
+        c.carbon,
+        c.metrics,
+        frozenset(namespaces),
+        c.events,
     )
     await kueue.run()
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def gtj_event(event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
-    controller: Controller = memo["controller"]
-    key = f"{namespace}/{name}"
-    if event.get("type") == "DELETED":
-        controller.forget(key)
-        return
-    controller.observe(key, event.get("object") or {})
-
-
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY})
-async def job_event(
-    event: kopf.RawEvent, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
-) -> None:
-    controller: Controller = memo["controller"]
-    if not any(o.get("kind") == KIND for o in body.metadata.get("ownerReferences") or []):
-        return
-    gone = event.get("type") == "DELETED"
-    controller.observe_child(str(namespace), name, None if gone else dict(body))
 
 
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
-    for name in ("ledger_watches", "kueue", "joint"):
+    for name in ("watches", "kueue", "joint"):
         task = memo.get(name)
         if task is not None:
             task.cancel()

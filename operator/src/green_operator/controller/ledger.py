@@ -32,10 +32,15 @@ Body = Mapping[str, object]
 
 @dataclass
 class Burst:
-    """First decisions waiting, and the late jobs that search for room once none waits."""
+    """First decisions waiting, and the late jobs that search for room once none waits.
+
+    The late jobs search one at a time (`turn`): a search takes tens of milliseconds, and all of
+    them woken at once would fill the event loop's ready queue, so a job created meanwhile would
+    wait behind every search before its first decision, not behind one."""
 
     unplanned: set[str] = field(default_factory=set)
     rescue: set[str] = field(default_factory=set)
+    turn: str | None = None
 
     def in_burst(self) -> bool:
         """Many first decisions queued: plan each quickly, and leave moving deferred jobs aside for
@@ -46,15 +51,42 @@ class Burst:
         return not self.unplanned
 
     def planned(self, key: str, late: bool) -> list[str]:
-        """A first decision is made; the late jobs to wake (all of them, once none waits)."""
+        """A first decision is made; the late job to wake, if its turn has come."""
         self.unplanned.discard(key)
         if late:
             self.rescue.add(key)
-        return sorted(self.rescue) if self.rescue and self.may_rescue() else []
+        return self._next()
+
+    def tried(self, key: str) -> list[str]:
+        """`key` searched for room: the turn passes on."""
+        self.rescue.discard(key)
+        if self.turn == key:
+            self.turn = None
+        return self._next()
+
+    def stepped(self, key: str) -> list[str]:
+        """`key`'s step ended. A turn it did not use passes on: if no first decision waited, it had
+        its chance (it started, or a move was pending) and leaves the queue; else it keeps its place
+        and the queue resumes once the first decisions are made."""
+        if self.turn != key:
+            return []
+        self.turn = None
+        if self.may_rescue():
+            self.rescue.discard(key)
+        return self._next()
 
     def forget(self, key: str) -> list[str]:
+        self.unplanned.discard(key)
         self.rescue.discard(key)
-        return self.planned(key, late=False)
+        if self.turn == key:
+            self.turn = None
+        return self._next()
+
+    def _next(self) -> list[str]:
+        if self.turn is None and self.rescue and self.may_rescue():
+            self.turn = min(self.rescue)
+            return [self.turn]
+        return []
 
 
 @dataclass(frozen=True)
@@ -204,7 +236,13 @@ class CapacityLedger:
                 for k in self.burst.planned(key, late):
                     self.wake(k)
             case RescueTried():
-                self.burst.rescue.discard(key)
+                for k in self.burst.tried(key):
+                    self.wake(k)
+
+    def stepped(self, key: str) -> None:
+        """`key`'s step ended (see Burst.stepped)."""
+        for k in self.burst.stepped(key):
+            self.wake(k)
 
     def first_seen(self, key: str, status: Mapping[str, object]) -> None:
         """A job this operator acts on, seen for the first time: queued for a first decision unless

@@ -117,6 +117,29 @@ def child_state(job: Mapping[str, Any], owner_uid: str) -> ChildState:
     )
 
 
+_CHILD_META = ("name", "namespace", "resourceVersion", "ownerReferences", "deletionTimestamp")
+
+
+def slim_child(job: Mapping[str, Any]) -> dict[str, Any]:
+    """What `child_state` (and the driver's freshness check) reads of a child Job: the rest of its
+    body (the pod template, above all) is not kept, a few kilobytes per job in a burst of thousands."""
+    meta = job.get("metadata") or {}
+    spec = job.get("spec") or {}
+    hash_ = (meta.get("annotations") or {}).get(ANN_TEMPLATE_HASH)
+    node_selector = ((spec.get("template") or {}).get("spec") or {}).get("nodeSelector")
+    return {
+        "metadata": {
+            k: v
+            for k, v in meta.items()
+            if k in ("name", "namespace", "resourceVersion", "ownerReferences", "deletionTimestamp")
+        }
+        | ({"annotations": {ANN_TEMPLATE_HASH: hash_}} if hash_ is not None else {}),
+        "spec": {"suspend": spec.get("suspend")}
+        | ({"template": {"spec": {"nodeSelector": node_selector}}} if node_selector is not None else {}),
+        "status": job.get("status") or {},
+    }
+
+
 def template_hash(template: Mapping[str, Any]) -> str:
     """A stable digest of the user's pod template: a child built from another one is rebuilt."""
     canonical = json.dumps(template, sort_keys=True, separators=(",", ":"), default=str)

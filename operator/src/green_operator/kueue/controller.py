@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from green_operator.accounting.settle import accounting_windows, settle, total_energy
+from green_operator.api.events import ObjectRef
 from green_operator.api.spec import gpus_in_template
 from green_operator.carbon.service import CarbonService
 from green_operator.config import OperatorConfig
@@ -31,6 +32,7 @@ from green_operator.controller.actions import Book
 from green_operator.controller.forecasts import ForecastCache
 from green_operator.controller.kube import AsyncKube, JsonDict, KubeApiError, q
 from green_operator.controller.ledger import CapacityLedger
+from green_operator.controller.recorder import EventRecorder
 from green_operator.metrics import OperatorMetrics
 from green_operator.planner import RegionForecast
 from green_operator.times import rfc3339, utcnow
@@ -100,8 +102,10 @@ class KueueCheckController:
         carbon: CarbonService,
         metrics: OperatorMetrics,
         namespaces: frozenset[str] = frozenset(),
+        events: EventRecorder | None = None,
     ) -> None:
         self.config = config
+        self.events = events or EventRecorder(kube)
         self.settings = settings
         self.kube = kube
         self.ledger = ledger
@@ -325,33 +329,11 @@ class KueueCheckController:
         own task: never on the decision's path."""
         o = wl.owner
         ref = (
-            {"apiVersion": o.api_version, "kind": o.kind, "name": o.name, "uid": o.uid}
+            ObjectRef(o.api_version, o.kind, wl.namespace, o.name, o.uid)
             if o is not None
-            else {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Workload", "name": wl.name, "uid": wl.uid}
+            else ObjectRef(f"{GROUP}/{VERSION}", "Workload", wl.namespace, wl.name, wl.uid)
         )
-        now = rfc3339(utcnow())
-        body = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"{ref['name']}.", "namespace": wl.namespace},
-            "involvedObject": {**ref, "namespace": wl.namespace},
-            "reason": e.reason,
-            "message": e.message[:1024],
-            "type": "Warning" if e.warning else "Normal",
-            "source": {"component": "green-training-operator"},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
-        task = asyncio.get_running_loop().create_task(self._post(wl.namespace, body))
-        self.posting.add(task)
-        task.add_done_callback(self.posting.discard)
-
-    async def _post(self, namespace: str, body: JsonDict) -> None:
-        try:
-            await self.kube.call("POST", f"/api/v1/namespaces/{q(namespace)}/events", body)
-        except (KubeApiError, OSError, TimeoutError) as exc:
-            log.warning("could not post Event %s on %s: %s", body["reason"], body["involvedObject"]["name"], exc)
+        self.events.post_on(ref, e.reason, e.message, e.warning)
 
     def _schedule_reactivation(self, key: str) -> None:
         body = self.workloads.get(key)
