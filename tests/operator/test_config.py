@@ -33,6 +33,22 @@ def test_planner_reserve_is_configurable() -> None:
     assert cfg.planner.reserve_ramp == timedelta(hours=2)
 
 
+def test_joint_replan_and_extrapolation_are_configurable() -> None:
+    default = parse_config({"regions": [{"name": "r1"}]})
+    assert default.joint is not None
+    assert default.joint.budget == timedelta(seconds=3)
+    assert default.planner.extrapolation == timedelta(0)
+    doc = {"jointReplanBudget": "5s", "jointReplanMaxMoves": 7, "extrapolation": "48h"}
+    cfg = parse_config({"regions": [{"name": "r1"}], "planner": doc})
+    assert cfg.joint is not None
+    assert (cfg.joint.budget, cfg.joint.max_moves) == (timedelta(seconds=5), 7)
+    assert cfg.planner.extrapolation == timedelta(hours=48)
+    off = parse_config({"regions": [{"name": "r1"}], "planner": {"jointReplanMaxMoves": 0}})
+    assert off.joint is None
+    with pytest.raises(ConfigError, match="jointReplanMaxMoves"):
+        parse_config({"regions": [{"name": "r1"}], "planner": {"jointReplanMaxMoves": -1}})
+
+
 def minimal(**extra: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {"regions": [{"name": "r1"}]}
     doc.update(extra)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from green_operator.metrics import DECISION_OUTCOMES, OperatorMetrics
+from green_operator.metrics import DECISION_OUTCOMES, JOINT_OUTCOMES, OperatorMetrics
 
 DECISIONS = "greentraining_decisions_total"
 
@@ -47,3 +47,23 @@ def test_an_unknown_outcome_is_refused() -> None:
     metrics = OperatorMetrics(CollectorRegistry())
     with pytest.raises(ValueError, match="unknown decision outcome 'deadline_at_risk'"):
         metrics.record_decision("deadline_at_risk", at_risk=True)
+
+
+def test_joint_replans_are_counted_by_outcome_from_zero() -> None:
+    registry = CollectorRegistry()
+    m = OperatorMetrics(registry)
+
+    def series() -> dict[str, float]:
+        return {
+            s.labels["outcome"]: s.value
+            for family in registry.collect()
+            for s in family.samples
+            if s.name == "greentraining_joint_replan_total"
+        }
+
+    assert series() == dict.fromkeys(JOINT_OUTCOMES, 0.0)
+    m.record_joint("improved", 3)
+    assert series()["improved"] == 1.0
+    assert registry.get_sample_value("greentraining_joint_replan_moves_total") == 3.0
+    with pytest.raises(ValueError, match="joint re-plan outcome"):
+        m.record_joint("lucky", 0)

@@ -29,6 +29,7 @@ from green_operator.carbon.plugin import Hint, S, Schema, mapping, validate
 from green_operator.kueue.admission import KueueSettings
 from green_operator.kueue.dispatch import MultiKueueSettings
 from green_operator.planner import PlannerSettings, power_profile
+from green_operator.planner.joint import JointSettings
 from green_operator.regions import RegionConfig
 from green_operator.times import parse_duration
 
@@ -76,6 +77,8 @@ class OperatorConfig:
     multikueue: MultiKueueSettings = field(default_factory=MultiKueueSettings)
     workers: tuple[WorkerConfig, ...] = ()
     """The worker clusters, one region each."""
+    joint: JointSettings | None = field(default_factory=JointSettings)
+    """The periodic joint re-plan of all deferred jobs (every replan_interval); None: off."""
     source: str = field(default="<defaults>", compare=False)
 
     def region(self, name: str) -> RegionConfig | None:
@@ -141,6 +144,17 @@ class PlannerSchema(Schema):
         Hint("must be a fraction in [0, 1), e.g. 0.2 (0 turns the reserve off)", inline=True, got=False),
     ] = Field(None, alias="reserveFraction", description="GPUs kept for jobs that cannot wait")
     reserve_ramp: DurationText = Field(None, alias="reserveRamp", description="how the reserve ramps, e.g. 2h")
+    extrapolation: DurationText = Field(
+        None, description="how far past the horizon plans may look on extrapolated intensity, e.g. 48h (unset: off)"
+    )
+    joint_replan_budget: DurationText = Field(
+        None, alias="jointReplanBudget", description="time per periodic joint re-plan of deferred jobs, e.g. 3s"
+    )
+    joint_replan_max_moves: Annotated[
+        int | None, Field(ge=0), Hint("must be a whole number >= 0, e.g. 100", inline=True, got=False)
+    ] = Field(
+        None, alias="jointReplanMaxMoves", description="deferred jobs one joint re-plan may move (0: no joint re-plan)"
+    )
     reference_gpu_model: Annotated[str | None, Hint("must be a GPU model such as H100", inline=True)] = Field(
         None, alias="referenceGpuModel", description="the GPU that jobs' estimatedDuration is given for"
     )
@@ -228,7 +242,8 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
     except CarbonConfigError as exc:
         raise ConfigError(str(exc)) from exc
     regions = _regions(doc.get("regions"))
-    planner, replan, refresh = _planner(_validated(PlannerSchema, doc.get("planner"), "planner"))
+    planner_schema = _validated(PlannerSchema, doc.get("planner"), "planner")
+    planner, replan, refresh = _planner(planner_schema)
     op = _validated(OperatorSchema, doc.get("operator"), "operator")
     prom = _validated(PrometheusSchema, doc.get("prometheus"), "prometheus")
     kq = _validated(KueueSchema, doc.get("kueue"), "kueue")
@@ -249,6 +264,7 @@ def parse_config(doc: Mapping[str, Any], base_dir: str | Path = ".", source: str
         prometheus_url=prom.url,
         live_energy_interval=_dur(prom.interval, timedelta(minutes=1)),
         kueue_enabled=bool(kq.enabled),
+        joint=_joint(planner_schema),
         kueue=KueueSettings(
             pending_window=_dur(kq.pending_window, kd.pending_window), max_hold=_dur(kq.max_hold, kd.max_hold)
         ),
@@ -312,9 +328,18 @@ def _planner(v: PlannerSchema) -> tuple[PlannerSettings, timedelta, timedelta]:
         hysteresis_fraction=d.hysteresis_fraction if v.hysteresis is None else float(v.hysteresis),
         reserve_fraction=d.reserve_fraction if v.reserve_fraction is None else float(v.reserve_fraction),
         reserve_ramp=_dur(v.reserve_ramp, d.reserve_ramp),
+        extrapolation=_dur(v.extrapolation, d.extrapolation),
         reference_gpu_model=_reference_model(v.reference_gpu_model),
     )
     return settings, _dur(v.replan_interval, timedelta(minutes=10)), _dur(v.forecast_refresh, timedelta(minutes=1))
+
+
+def _joint(v: PlannerSchema) -> JointSettings | None:
+    d = JointSettings()
+    moves = d.max_moves if v.joint_replan_max_moves is None else v.joint_replan_max_moves
+    if moves == 0:
+        return None
+    return JointSettings(budget=_dur(v.joint_replan_budget, d.budget), max_moves=moves)
 
 
 def _reference_model(raw: str | None) -> str | None:

@@ -17,6 +17,8 @@ from green_operator.api.phase import Phase
 PHASES = tuple(str(p) for p in Phase)
 DECISION_OUTCOMES = ("deferred", "started", "replanned")
 RECONCILE_ACTIONS = ("plan", "replan", "release")
+JOINT_OUTCOMES = ("optimal", "improved", "fallback", "timeout")
+"""Who made a periodic joint re-plan's plan (planner.joint.OUTCOMES)."""
 
 
 class OperatorMetrics:
@@ -118,6 +120,29 @@ class OperatorMetrics:
             "Jobs whose deadline cannot be met (DeadlineAtRisk=True).",
             registry=registry,
         )
+
+        self.joint_replans = Counter(
+            "greentraining_joint_replan_total",
+            "Periodic joint re-plans of the deferred jobs, by what produced the plan: optimal (the MILP "
+            "proved its optimum over the runs considered), improved (the optimiser's LP-guided plan), "
+            "fallback (the heuristic's, the solver having failed or done worse), timeout (the optimiser "
+            "ran out of its time budget).",
+            ["outcome"],
+            registry=registry,
+        )
+        for o in JOINT_OUTCOMES:
+            self.joint_replans.labels(o)
+        self.joint_moves = Counter(
+            "greentraining_joint_replan_moves_total",
+            "Deferred jobs moved by periodic joint re-plans.",
+            registry=registry,
+        )
+
+    def record_joint(self, outcome: str, moves: int) -> None:
+        if outcome not in JOINT_OUTCOMES:
+            raise ValueError(f"unknown joint re-plan outcome {outcome!r}; expected one of {', '.join(JOINT_OUTCOMES)}")
+        self.joint_replans.labels(outcome).inc()
+        self.joint_moves.inc(moves)
 
     def record_decision(self, outcome: str, at_risk: bool) -> None:
         """Count one planning decision; ``outcome`` is one of DECISION_OUTCOMES."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from green_operator.api import conditions as cond
@@ -29,6 +29,7 @@ def plan_fields(decision: Decision, source: ForecastResult | None, now: datetime
         "reason": decision.reason,
         "powerLimitWatts": decision.power_limit_watts,
         "deadlineAtRisk": decision.deadline_at_risk,
+        "extrapolatedHours": round(decision.extrapolated.total_seconds() / 3600, 2),
     }
 
 
@@ -50,6 +51,7 @@ def decision_from_status(key: str, status: Mapping[str, Any]) -> Decision | None
             baseline_intensity=float(plan["baselineIntensity"]),
             deadline_at_risk=bool(plan.get("deadlineAtRisk", False)),
             reason=str(plan.get("reason", "")),
+            extrapolated=timedelta(hours=float(plan.get("extrapolatedHours") or 0.0)),
         )
     except (KeyError, TypeError, ValueError):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -10,11 +11,15 @@ from datetime import datetime, timedelta
 
 from green_operator.carbon.provider import ForecastResult
 from green_operator.carbon.service import CarbonService
-from green_operator.planner import PlannerSettings
+from green_operator.planner import PlannerSettings, RegionForecast
+from green_operator.planner.extrapolate import extrapolate
 from green_operator.planner.grid import slot_floor
 from green_operator.regions import NodeInfo, RegionConfig, region_capacity, region_forecast
 
 from .observed import RegionData
+
+HISTORY = timedelta(days=7)
+"""How much of a region's past the extrapolation's daily profile is built from."""
 
 
 @dataclass
@@ -60,6 +65,8 @@ class ForecastCache:
                     region.name, slot_start, slot_start + settings.horizon
                 )
                 view = region_forecast(region.name, cap, result, slot_start, settings.slot, settings.horizon)
+                if settings.extrapolation > timedelta(0):
+                    view = await self._extended(view, slot_start)
                 entry = _Cached(slot_start, self._clock(), RegionData(view, result))
                 self._entries[region.name] = entry
         # Capacity follows the nodes; re-derive the planner's view only when it changed.
@@ -67,6 +74,25 @@ class ForecastCache:
         if view.capacity_gpus != cap.gpus or view.gpu_model != cap.gpu_model:
             entry.data = RegionData(replace(view, capacity_gpus=cap.gpus, gpu_model=cap.gpu_model), entry.data.result)
         return entry.data
+
+    async def _extended(self, view: RegionForecast, slot_start: datetime) -> RegionForecast:
+        """The forecast followed by ``planner.extrapolation`` of extrapolated intensity, from the
+        region's last week of history and the forecast (``planner.extrapolate``)."""
+        s = self._planner
+        start = slot_start - HISTORY
+        count = round(HISTORY / s.slot)
+        # The carbon service always answers (live, cached, trace or static data, as configured).
+        past = await self._carbon.history_async(view.region, start, slot_start)
+        raw = past.series.sample(start, s.slot, count)
+        history: list[float] = []
+        for v in raw:  # contiguous up to the forecast: gaps take the last value, leading ones are dropped
+            if v is not None:
+                history.append(v)
+            elif history:
+                history.append(history[-1])
+        known = [*history, *view.intensity]
+        tail = extrapolate(known, s.slot, math.ceil(s.extrapolation / s.slot))
+        return replace(view, intensity=[*view.intensity, *tail], extrapolated_from=len(view.intensity))
 
     async def all(
         self, regions: Iterable[RegionConfig], now: datetime, nodes: Iterable[NodeInfo], *, fresh: bool = False

@@ -22,6 +22,7 @@ import kopf
 
 from green_operator.api.manifests import GROUP, KIND, LABEL_MANAGED_BY, MANAGED_BY
 
+from . import joint_task
 from .driver import Controller
 from .kube import gtj_path, job_path, run_until_cancelled
 
@@ -66,6 +67,10 @@ async def configure(settings: kopf.OperatorSettings, memo: Any, logger: Logger, 
     controller: Controller = memo["controller"]
     namespaces: tuple[str, ...] = memo.get("namespaces") or ()
     memo["watches"] = asyncio.create_task(_watches(controller, namespaces), name="watches")
+    if controller.config.joint is not None:
+        every = controller.config.joint.interval or controller.config.replan_interval
+        joint = joint_task.run(controller, controller.config.joint, every)
+        memo["joint"] = asyncio.create_task(joint, name="joint re-plan")
     if controller.config.kueue_enabled:
         memo["kueue"] = asyncio.create_task(_kueue_checks(controller, namespaces), name="kueue checks")
     if controller.config.multikueue_enabled:
@@ -236,7 +241,7 @@ async def _multikueue_dispatcher(c: Controller, namespaces: tuple[str, ...]) -> 
 @kopf.on.cleanup()
 async def stop(memo: Any, **_: Any) -> None:
     controller: Controller = memo["controller"]
-    for name in ("watches", "kueue", "multikueue"):
+    for name in ("watches", "kueue", "multikueue", "joint"):
         task = memo.get(name)
         if task is not None:
             task.cancel()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .grid import SlotGrid
 from .model import Decision, JobRequest, PlannerSettings, PowerPolicy
@@ -56,6 +56,10 @@ def decision(
         )
     )
     limit = None if job.power.policy is PowerPolicy.NONE else p.option.limit_watts
+    extrapolated = grid.slot * grid.extrapolated_slots(p.row, p.start, p.start + ctx.duration * p.option.slowdown)
+    if extrapolated > timedelta(0):
+        hours = extrapolated.total_seconds() / 3600
+        reason += f" ({hours:.1f} h of the run lie past the forecast, on extrapolated intensity)"
     return Decision(
         key=job.key,
         region=region,
@@ -70,4 +74,5 @@ def decision(
         baseline_intensity=b.intensity,
         deadline_at_risk=risk is not Risk.NONE,
         reason=reason,
+        extrapolated=extrapolated,
     )

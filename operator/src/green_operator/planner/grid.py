@@ -87,6 +87,15 @@ class SlotGrid:
         horizon_end = math.ceil(self.to_slots(now + horizon) - EPS)
         # Starts must lie inside the forecast and the horizon (slot 0 of "now" is always allowed).
         self.start_limit: IntArray = np.array([min(fe, horizon_end) for fe in forecast_end], dtype=np.int64)
+        big = np.iinfo(np.int64).max // 4
+        self.extrapolated_from: IntArray = np.array(
+            [
+                big if rf.extrapolated_from is None else off + rf.extrapolated_from
+                for off, rf in zip(offsets, regions, strict=True)
+            ],
+            dtype=np.int64,
+        )
+        """Per region, the first slot whose intensity is extrapolated past the forecast."""
 
         usage_end = 0
         res_rows: list[int] = []
@@ -116,7 +125,8 @@ class SlotGrid:
             values = np.asarray(rf.intensity, dtype=np.float64)
             if not np.all(np.isfinite(values)) or np.any(values < 0):
                 raise ValueError(f"RegionForecast.intensity of {rf.region!r} has negative or non-finite values")
-            self._fill[r] = float(values.mean())
+            measured = values if rf.extrapolated_from is None else values[: max(rf.extrapolated_from, 1)]
+            self._fill[r] = float(measured.mean())
             self.intensity[r, :] = self._fill[r]
             end = min(off + len(values), length)
             self.intensity[r, off:end] = values[: end - off]
@@ -155,6 +165,10 @@ class SlotGrid:
         self.base_free = np.concatenate([self.base_free, ext_free], axis=1)
         self.length = new_len
         return [np.concatenate([f, ext_free], axis=1) for f in free_arrays]
+
+    def extrapolated_slots(self, row: int, start: float, end: float) -> float:
+        """Slots of [start, end) whose intensity is extrapolated past the forecast."""
+        return max(0.0, end - max(start, float(self.extrapolated_from[row])))
 
     def integral(self, row: int, start: float, duration: float) -> float:
         """Intensity x hours over [start, start + duration) in slot units (gCO2/kWh x h)."""

@@ -54,6 +54,9 @@ class RegionForecast:
     start: datetime
     intensity: Sequence[float]
     """gCO2eq/kWh per slot; slot i covers [start + i*slot, start + (i+1)*slot)."""
+    extrapolated_from: int | None = None
+    """Values from this index on are extrapolated past the forecast (``planner.extrapolate``);
+    None: all of them are forecast."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class PlannerSettings:
     """The GPU model jobs' estimated durations are given for. When set, a region with a slower (or
     faster) known model stretches (or shortens) the duration by the models' relative speed, so
     energy, occupancy and deadlines follow the hardware. None: durations hold everywhere."""
+    extrapolation: timedelta = timedelta(0)
+    """How far past ``horizon`` plans may look, on intensity extrapolated from the region's recent
+    history and the forecast (``planner.extrapolate``; the caller extends the forecasts). 0: plans
+    start within the horizon, and beyond it a run's tail is priced at the forecast's mean."""
     reserve_ramp: timedelta = timedelta(hours=4)
     """The reserve grows from nothing now to its full share this far ahead: the next minutes are
     better used than held for arrivals that are unlikely to come before them."""
@@ -108,6 +115,8 @@ class Decision:
     deadline_at_risk: bool
     reason: str
     """One plain sentence, e.g. "Deferred 3h10m to 02:00 UTC in europe-north1: forecast 48 vs 310 now"."""
+    extrapolated: timedelta = timedelta(0)
+    """How much of the planned run lies past the forecast, on extrapolated intensity."""
 
     @property
     def end(self) -> datetime:

@@ -118,7 +118,14 @@ class Planner:
         for job in self.jobs:
             end = max(job.deadline, job.earliest_start, now) - origin
             min_len = max(min_len, math.ceil(end / slot) + math.ceil(job.duration / slot) + 2)
-        self.grid = SlotGrid(regions, reservations, slot=slot, now=now, horizon=settings.horizon, min_length=min_len)
+        self.grid = SlotGrid(
+            regions,
+            reservations,
+            slot=slot,
+            now=now,
+            horizon=settings.horizon + settings.extrapolation,
+            min_length=min_len,
+        )
         self._contexts = Contexts(self.grid, now, settings.default_gpu_watts, settings.reference_gpu_model)
         self.contexts = self._contexts.build(self.jobs)
         self.slack = [

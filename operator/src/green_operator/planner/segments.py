@@ -158,7 +158,9 @@ def _plan_on_edges(
     busy = max((slots_for(r.end - now, slot) for r in reservations if r.region in job.regions), default=0)
     need = 2 * slots_for(job.remaining + job.min_segment + job.resume_overhead, slot) + 4
     length = max(deadline, busy) + need
-    grid = SlotGrid(allowed, reservations, slot=slot, now=now, horizon=settings.horizon, min_length=length)
+    grid = SlotGrid(
+        allowed, reservations, slot=slot, now=now, horizon=settings.horizon + settings.extrapolation, min_length=length
+    )
     candidates: list[tuple[bool, float, int, str, _RegionRun, int, float | None, FloatArray]] = []
     for order, rf in enumerate(sorted(allowed, key=lambda r: job.regions.index(r.region))):
         option = choose_power_limit(power_profile(rf.gpu_model), job.power, settings.default_gpu_watts)

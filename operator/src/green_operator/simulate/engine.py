@@ -20,6 +20,7 @@ from green_operator.planner import (
     fixed_option,
     power_profile,
 )
+from green_operator.planner.joint import JointSettings
 
 from .jobs_file import SimJob
 from .world import World
@@ -42,6 +43,9 @@ class SimSettings:
     """The `spec.interruption` of the jobs marked interruptible: they are paused and resumed along
     their segments (the trainer checkpoints as the contract says). None: the column is ignored and
     every job runs in one piece."""
+    joint: JointSettings | None = None
+    """The periodic joint re-plan of all deferred jobs (every `replan_interval`, as the operator's
+    task); None: off, each deferred job is re-planned on its own only."""
 
 
 @dataclass(frozen=True)
@@ -140,3 +144,5 @@ class PlanArm:
     accounted_grams: float
     """Emissions as the operator's own accounting put them in status (sum over jobs)."""
     accounted_baseline_grams: float
+    joint: Mapping[str, int] = field(default_factory=dict)
+    """Periodic joint re-plans by outcome (`planner.joint.OUTCOMES`), and "moves": the jobs they moved."""

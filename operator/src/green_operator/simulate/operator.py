@@ -55,6 +55,7 @@ from green_operator.controller.actions import (
     SettleMove,
     WriteStatus,
 )
+from green_operator.controller.joint import propose, snapshot
 from green_operator.controller.ledger import CapacityLedger
 from green_operator.controller.memory import JsonDict, MemoryExecutor
 from green_operator.controller.observed import (
@@ -70,7 +71,9 @@ from green_operator.controller.observed import (
 )
 from green_operator.controller.reconcile import needs, reconcile
 from green_operator.planner import PowerRequest, RegionForecast
+from green_operator.planner.extrapolate import extrapolate
 from green_operator.planner.grid import EPS
+from green_operator.planner.joint import joint_replan
 from green_operator.regions import RegionConfig
 from green_operator.times import rfc3339
 
@@ -87,7 +90,7 @@ _LOOP = 1000
 """Looks at one job in one instant beyond which reconcile is taken to be looping."""
 
 # Event kinds, in the order they are handled within one instant: watch events before decisions.
-_CREATE, _POD_END, _LOOK = 0, 1, 2
+_CREATE, _POD_END, _LOOK, _JOINT = 0, 1, 2, 3
 
 
 def interruption_block(i: Interruption) -> dict[str, Any]:
@@ -221,6 +224,8 @@ class OperatorSimulation:
         self.interruption = settings.interruption
         self.slot = world.slot
         self.horizon_slots = math.ceil(settings.planner.horizon / world.slot)
+        self.extra_slots = math.ceil(settings.planner.extrapolation / world.slot)
+        self._day_slots = round(timedelta(days=1) / world.slot)
         regions = {r: RegionConfig(r, {REGION_LABEL: r}, gpu_model=world.gpu_model or None) for r in world.regions}
         self.settings = Settings(regions=regions, planner=settings.planner, replan_interval=settings.replan_interval)
         self.ledger = CapacityLedger(regions, settings.planner.horizon, wake=self._poke)
@@ -236,6 +241,12 @@ class OperatorSimulation:
         self._seq = 0
         self._forecast_slot = -1
         self._forecast_data: dict[str, RegionData] = {}
+        self.joint = settings.joint
+        self.joint_every = settings.replan_interval
+        if settings.joint is not None and settings.joint.interval is not None:
+            self.joint_every = settings.joint.interval
+        self.planner_settings = settings.planner
+        self.joint_counts: Counter[str] = Counter()
 
     # -- the fake clock ----------------------------------------------------------------------------
 
@@ -258,6 +269,8 @@ class OperatorSimulation:
         for job in sorted(self.sim_jobs, key=lambda j: j.submit_time):
             self._push(job.submit_time, _CREATE, job.id)
         by_id = {j.id: j for j in self.sim_jobs}
+        if self.joint is not None and self.sim_jobs:
+            self._push(min(j.submit_time for j in self.sim_jobs) + self.joint_every, _JOINT, "")
         instant, looks = self.now, Counter[str]()
         end = self.world.origin + self.slot * self.world.length
         while self._queue:
@@ -267,6 +280,10 @@ class OperatorSimulation:
             self.now = when
             if kind == _CREATE:
                 self._create(by_id[key])
+            elif kind == _JOINT:
+                self._joint_replan()
+                if any(not j.done for j in self.jobs.values()) or len(self.jobs) < len(self.sim_jobs):
+                    self._push(when + self.joint_every, _JOINT, "")
             elif kind == _POD_END:
                 job_key, _, pods = key.partition("#")
                 j = self.jobs[job_key]
@@ -283,6 +300,29 @@ class OperatorSimulation:
         return self._result()
 
     # -- watch events ------------------------------------------------------------------------------
+
+    def _joint_replan(self) -> None:
+        """The operator's periodic joint re-plan (`controller.joint`), run in place: the ledger wakes
+        the jobs it moves, which adopt their moves at their next step."""
+        assert self.joint is not None
+        now, slot = self.now, self.planner_settings.slot
+        snap = snapshot(self.ledger, now, slot)
+        if not snap.jobs:
+            return
+        regions = [d.forecast for d in self._forecasts(now).values()]
+        result = joint_replan(
+            snap.jobs,
+            regions,
+            snap.fixed,
+            now,
+            self.planner_settings,
+            budget_s=self.joint.budget.total_seconds(),
+            max_moves=self.joint.max_moves,
+            min_gain=self.joint.min_gain,
+        )
+        moved = propose(self.ledger, snap, result.moved, self.world.capacity, now, slot)
+        self.joint_counts[result.outcome] += 1
+        self.joint_counts["moves"] += len(moved)
 
     def _create(self, job: SimJob) -> None:
         body = gtj_body(job, self.power, self.interruption)
@@ -481,7 +521,13 @@ class OperatorSimulation:
             result = ForecastResult(
                 r, series, DataSource.TRACE, PROVIDER, stale=False, spans=spans, configured=DataSource.TRACE
             )
-            view = RegionForecast(r, w.capacity[r], w.gpu_model, start, values[row].tolist())
+            forecast = values[row].tolist()
+            view = RegionForecast(r, w.capacity[r], w.gpu_model, start, forecast)
+            if self.extra_slots > 0 and forecast:
+                # Past the forecast: the region's last week of actual intensity and the forecast.
+                history = w.truth[row, max(0, k - 7 * self._day_slots) : k].tolist()
+                tail = extrapolate(history + forecast, self.slot, self.extra_slots)
+                view = RegionForecast(r, w.capacity[r], w.gpu_model, start, forecast + tail, len(forecast))
             data[r] = RegionData(view, result)
         self._forecast_slot, self._forecast_data = k, data
         return data
@@ -538,6 +584,7 @@ class OperatorSimulation:
             burst_late=s.burst_late,
             waited_for_gpus=len(s.waited),
             events=dict(sorted(events.items())),
+            joint=dict(self.joint_counts),
             accounted_grams=s.grams,
             accounted_baseline_grams=s.baseline_grams,
         )

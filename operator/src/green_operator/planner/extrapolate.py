@@ -1,0 +1,67 @@
+"""Carbon intensity past the end of the forecast: a seasonal daily profile blended with the
+forecast's last values.
+
+Real providers forecast 24 to 72 hours ahead; a job whose window reaches further would otherwise
+see a flat guess there and lose most of what shifting could save it. The method:
+
+1. The daily profile: for each slot of the day, the mean of the known values at that time of day
+   over the last ``days`` days, where the known values are the region's recent history (actual
+   intensity) followed by the forecast. Days repeat well on every grid we have traces for (solar
+   noon, the evening peak); the weekly cycle is weaker and is left out.
+2. The blend: ``k`` slots past the forecast's end, the value is the profile's at that time of day
+   plus the forecast's last departure from the profile (the mean over its last ``level_window``,
+   24 hours, against the profile's mean over the same slots), fading as ``exp(-lead / tau)`` with
+   ``tau`` = 72 hours: weather regimes (a windy spell, a still cold one) last days, so the
+   forecast's last day says more about the next ones than the weekly mean does. Clipped at 0.
+   Measured on a month of 4-90 h jobs in Germany (benchmarks/planner_horizon.py): a 1-hour level
+   fading in 6 hours saved 4.5 %, the 24-hour level fading in 72 hours 5.0 %.
+
+Pure: no clock, no I/O; the slot of the day is taken from the values' positions, so ``known`` must
+be contiguous and end exactly where the forecast ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import timedelta
+
+import numpy as np
+
+DAY = timedelta(days=1)
+DEFAULT_DAYS = 7
+DEFAULT_LEVEL_WINDOW = timedelta(hours=24)
+DEFAULT_TAU = timedelta(hours=72)
+
+
+def extrapolate(
+    known: Sequence[float],
+    slot: timedelta,
+    extra: int,
+    *,
+    days: int = DEFAULT_DAYS,
+    level_window: timedelta = DEFAULT_LEVEL_WINDOW,
+    tau: timedelta = DEFAULT_TAU,
+) -> list[float]:
+    """``extra`` values for the slots right after ``known`` (recent history then the forecast)."""
+    if extra <= 0:
+        return []
+    if slot <= timedelta(0) or DAY % slot != timedelta(0):
+        raise ValueError(f"slot must divide a day evenly to extrapolate by time of day, got {slot}")
+    values = np.asarray(known, dtype=np.float64)
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        raise ValueError("known intensity must be a non-empty sequence of finite values")
+    period = DAY // slot
+    recent = values[-days * period :]
+    n, m = values.size, recent.size
+    phase = (np.arange(n - m, n)) % period
+    sums = np.bincount(phase, weights=recent, minlength=period)
+    counts = np.bincount(phase, minlength=period)
+    overall = float(recent.mean())
+    profile = np.where(counts > 0, sums / np.maximum(counts, 1), overall)
+    tail = max(1, min(math.ceil(level_window / slot), n))
+    last = values[-tail:]
+    departure = float(last.mean() - profile[np.arange(n - tail, n) % period].mean())
+    lead = (np.arange(1, extra + 1) * slot.total_seconds()) / max(tau.total_seconds(), 1.0)
+    out = profile[np.arange(n, n + extra) % period] + departure * np.exp(-lead)
+    return [float(v) for v in np.maximum(out, 0.0)]
