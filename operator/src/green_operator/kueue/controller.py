@@ -91,6 +91,22 @@ def check_apply(wl: WorkloadView, check: str, u: CheckUpdate, now: datetime) -> 
     }
 
 
+def plan_patch(plan: Mapping[str, Any] | None, hold_until: datetime | None) -> JsonDict:
+    """The Workload merge patch that records a plan and, while the start is far, holds it:
+    deactivated, Kueue evicts it and gives the quota back (our Pending entry and its message survive
+    eviction); it is reactivated at `hold_until` (see the decision record). Empty: nothing to write."""
+    annotations: dict[str, Any] = {}
+    if plan is not None:
+        annotations[ANN_PLAN] = json.dumps(plan, separators=(",", ":"))
+    patch: JsonDict = {}
+    if hold_until is not None:
+        annotations[ANN_HELD_UNTIL] = rfc3339(hold_until)
+        patch["spec"] = {"active": False}
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
+    return patch
+
+
 class KueueCheckController:
     def __init__(
         self,
@@ -281,17 +297,7 @@ class KueueCheckController:
             )
             self.decided += 1
             self.metrics.record_decision(_outcome(v.update), False)
-        annotations: dict[str, Any] = {}
-        if v.plan is not None:
-            annotations[ANN_PLAN] = json.dumps(v.plan, separators=(",", ":"))
-        patch: JsonDict = {}
-        if v.hold_until is not None:
-            # Deactivated, Kueue evicts it and gives the quota back (our Pending entry and its
-            # message survive eviction); reactivated at `hold_until` (see the decision record).
-            annotations[ANN_HELD_UNTIL] = rfc3339(v.hold_until)
-            patch["spec"] = {"active": False}
-        if annotations:
-            patch["metadata"] = {"annotations": annotations}
+        patch = plan_patch(v.plan, v.hold_until)
         if patch:
             await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
         if changed or v.plan is not None:
@@ -303,10 +309,15 @@ class KueueCheckController:
     async def _settle(self, wl: WorkloadView) -> None:
         """Energy, emissions and savings of a finished workload we planned: the same arithmetic,
         metrics and report as GreenTrainingJobs; kept in its `greentraining.io/result` annotation."""
-        plan = wl.plan or {}
-        region = str(plan.get("region") or self.config.regions[0].name)
         selector = pod_selector(wl)
         pods = await self.kube.list_pods(wl.namespace, selector) if selector else []
+        await self._settle_from(wl, pods)
+
+    async def _settle_from(self, wl: WorkloadView, pods: list[JsonDict], where: str = "") -> None:
+        """Settle from these pods (their reports, else their run time) at the plan's region's
+        intensity; `where` prefixes the Event's message."""
+        plan = wl.plan or {}
+        region = str(plan.get("region") or self.config.regions[0].name)
         gpus_per_pod = max((gpus_in_template(ps.template) for ps in wl.pod_sets), default=0)
         limit = plan.get("powerLimitWatts")
         watts = float(limit) if limit else self.config.planner.default_gpu_watts
@@ -322,7 +333,7 @@ class KueueCheckController:
         await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
         self.metrics.finished.labels(wl.namespace, status["phase"]).inc()
         acc.record_metrics(self.metrics, wl.namespace, region)
-        self._emit(wl, Event("CarbonAccounted", acc.summary(str(status["phase"]))))
+        self._emit(wl, Event("CarbonAccounted", where + acc.summary(str(status["phase"]))))
 
     def _emit(self, wl: WorkloadView, e: Event) -> None:
         """An Event on the user's Job or JobSet (the Workload when it has no owner), posted from its

@@ -16,7 +16,6 @@ Decides nothing (`dispatch.decide_dispatch` does).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,8 +23,6 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
-from green_operator.accounting.settle import accounting_windows, settle, total_energy
-from green_operator.api.spec import gpus_in_template
 from green_operator.carbon.service import CarbonService
 from green_operator.config import OperatorConfig, WorkerConfig
 from green_operator.controller.actions import Book
@@ -36,11 +33,10 @@ from green_operator.controller.recorder import EventRecorder
 from green_operator.metrics import OperatorMetrics
 from green_operator.planner import RegionForecast
 from green_operator.regions import node_info
-from green_operator.times import rfc3339, utcnow
+from green_operator.times import utcnow
 
-from .accounting import ANN_RESULT, POD_LABELS, needs_settling, result_annotation, status_like
-from .admission import Event
-from .controller import APPLY_PATCH, LEDGER_PREFIX, MERGE_PATCH, KueueCheckController, workloads_path
+from .accounting import POD_LABELS, needs_settling
+from .controller import APPLY_PATCH, LEDGER_PREFIX, MERGE_PATCH, KueueCheckController, plan_patch, workloads_path
 from .dispatch import NO_WORKER, Dispatch, DispatchSituation, Worker, decide_dispatch
 from .multikueue import (
     ADMISSION_MANAGER,
@@ -51,7 +47,7 @@ from .multikueue import (
     owner_template_patch,
     worker_capacity,
 )
-from .workload import ANN_HELD_UNTIL, ANN_PLAN, GROUP, VERSION, WorkloadView, workload_view
+from .workload import GROUP, VERSION, WorkloadView, workload_view
 
 log = logging.getLogger(__name__)
 KEPT_PODS = 5000
@@ -281,15 +277,7 @@ class MultiKueueDispatcher(KueueCheckController):
             await self._dispatch(wl, d)
 
     async def _dispatch(self, wl: WorkloadView, d: Dispatch) -> None:
-        annotations: dict[str, Any] = {}
-        if d.plan is not None:
-            annotations[ANN_PLAN] = json.dumps(d.plan, separators=(",", ":"))
-        patch: JsonDict = {}
-        if d.hold_until is not None:
-            annotations[ANN_HELD_UNTIL] = rfc3339(d.hold_until)
-            patch["spec"] = {"active": False}
-        if annotations:
-            patch["metadata"] = {"annotations": annotations}
+        patch = plan_patch(d.plan, d.hold_until)
         if d.nominate:
             # The plan first (accounting reads it), then the power limit onto the manager Job, whose
             # copy the worker gets, then the nomination.
@@ -352,7 +340,6 @@ class MultiKueueDispatcher(KueueCheckController):
         """As the single-cluster check settles, with the pods (and their reports) seen in the worker
         and the worker region's intensity (the plan's region)."""
         plan = wl.plan or {}
-        region = str(plan.get("region") or self.config.regions[0].name)
         cluster = str(plan.get("cluster") or wl.cluster_name or "")
         o = wl.owner
         label = POD_LABELS.get(o.kind) if o is not None else None
@@ -368,22 +355,7 @@ class MultiKueueDispatcher(KueueCheckController):
         if not pods and wl.finished_at is not None and utcnow() - wl.finished_at < SETTLE_GRACE:
             self._wake_later(wl.key, 2.0)  # the worker's pod events may still be on their way
             return
-        gpus_per_pod = max((gpus_in_template(ps.template) for ps in wl.pod_sets), default=0)
-        limit = plan.get("powerLimitWatts")
-        watts = float(limit) if limit else self.config.planner.default_gpu_watts
-        energy = total_energy(pods, gpus_per_pod, watts)
-        status = status_like(wl)
-        windows = accounting_windows(status, wl.admitted_at, wl.finished_at, region, utcnow())
-        a, b = windows.actual, windows.baseline
-        actual = await self.carbon.history_async(a.region, a.start, a.end)
-        fetch = self.carbon.history_async if b.history else self.carbon.forecast_async
-        baseline = await fetch(b.region, b.start, b.end)
-        acc = settle(status, energy, windows, actual, baseline)
-        patch = {"metadata": {"annotations": {ANN_RESULT: result_annotation(wl, acc)}}}
-        await self.kube.call("PATCH", workloads_path(wl.namespace, wl.name), patch, MERGE_PATCH)
-        self.metrics.finished.labels(wl.namespace, status["phase"]).inc()
-        acc.record_metrics(self.metrics, wl.namespace, region)
-        self._emit(wl, Event("CarbonAccounted", f"in worker {cluster}: " + acc.summary(str(status["phase"]))))
+        await self._settle_from(wl, pods, f"in worker {cluster}: ")
 
     # -- running ----------------------------------------------------------------------------------
 
