@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
 DAY = timedelta(days=1)
-DEFAULT_DAYS = 7
+DEFAULT_DAYS = 14
 DEFAULT_LEVEL_WINDOW = timedelta(hours=24)
 DEFAULT_TAU = timedelta(hours=72)
 
@@ -39,11 +39,14 @@ def extrapolate(
     slot: timedelta,
     extra: int,
     *,
+    start: datetime | None = None,
     days: int = DEFAULT_DAYS,
     level_window: timedelta = DEFAULT_LEVEL_WINDOW,
     tau: timedelta = DEFAULT_TAU,
 ) -> list[float]:
-    """``extra`` values for the slots right after ``known`` (recent history then the forecast)."""
+    """``extra`` values for the slots right after ``known`` (recent history then the forecast).
+    ``start``: when ``known[0]`` begins (UTC); given, weekdays and weekends get profiles of their
+    own. Without it, slots of the day are counted from ``known[0]`` and every day is alike."""
     if extra <= 0:
         return []
     if slot <= timedelta(0) or DAY % slot != timedelta(0):
@@ -52,16 +55,27 @@ def extrapolate(
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError("known intensity must be a non-empty sequence of finite values")
     period = DAY // slot
-    recent = values[-days * period :]
-    n, m = values.size, recent.size
-    phase = (np.arange(n - m, n)) % period
-    sums = np.bincount(phase, weights=recent, minlength=period)
-    counts = np.bincount(phase, minlength=period)
-    overall = float(recent.mean())
-    profile = np.where(counts > 0, sums / np.maximum(counts, 1), overall)
+    first_slot, first_day = 0, 0
+    if start is not None:
+        midnight = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        first_slot, first_day = (start - midnight) // slot, midnight.weekday()
+    n = values.size
+    index = np.arange(n + extra) + first_slot
+    phase = index % period
+    weekend = ((first_day + index // period) % 7 >= 5) if start is not None else np.zeros(n + extra, dtype=bool)
+    bins = phase + period * weekend  # (day type, slot of the day)
+    m = min(n, days * period)
+    recent = slice(n - m, n)
+    sums = np.bincount(bins[recent], weights=values[recent], minlength=2 * period)
+    counts = np.bincount(bins[recent], minlength=2 * period)
+    # A day type missing from the history (a short one, all weekdays) takes every day's mean.
+    day_sums = sums[:period] + sums[period:]
+    day_counts = counts[:period] + counts[period:]
+    overall = float(values[recent].mean())
+    every_day = np.where(day_counts > 0, day_sums / np.maximum(day_counts, 1), overall)
+    profile = np.where(counts > 0, sums / np.maximum(counts, 1), np.tile(every_day, 2))
     tail = max(1, min(math.ceil(level_window / slot), n))
-    last = values[-tail:]
-    departure = float(last.mean() - profile[np.arange(n - tail, n) % period].mean())
+    departure = float(values[n - tail :].mean() - profile[bins[n - tail : n]].mean())
     lead = (np.arange(1, extra + 1) * slot.total_seconds()) / max(tau.total_seconds(), 1.0)
-    out = profile[np.arange(n, n + extra) % period] + departure * np.exp(-lead)
+    out = profile[bins[n:]] + departure * np.exp(-lead)
     return [float(v) for v in np.maximum(out, 0.0)]
