@@ -67,7 +67,10 @@ def test_a_live_forecast_is_scored_against_the_later_history(
         clock.now = T0 + timedelta(minutes=10)
         asyncio.run(cache.all([fi, quiet], clock.now, ()))
         assert count(registry, "count", "1-6h") == 0  # declared at zero, nothing to score yet
-        assert registry.get_sample_value("greentraining_forecast_error_ratio_count", {"region": "quiet", "lead": "0-1h"}) is None
+        assert (
+            registry.get_sample_value("greentraining_forecast_error_ratio_count", {"region": "quiet", "lead": "0-1h"})
+            is None
+        )
 
         # 06:10: its history says 125 g/kWh from midnight to 06:00; the next forecast scores the first.
         server.json(HISTORY, hourly("history", T0 - 18 * H, [125.0] * 24))

@@ -185,7 +185,8 @@ def test_operator_rides_out_a_provider_outage(tmp_path: Path, namespace: str, cr
         # Forecast vs later actual: the live forecasts of slots now past were scored against the
         # provider's history; this fake forecasts exactly what it later reports, so the error is 0.
         scored = sample(text, "greentraining_forecast_error_ratio_count", region=REGION, lead="0-1h")
-        assert scored is not None and scored >= 1
+        assert scored is not None
+        assert scored >= 1
         assert sample(text, "greentraining_forecast_error_ratio_sum", region=REGION, lead="0-1h") == 0.0
 
         # The deadlines held throughout.

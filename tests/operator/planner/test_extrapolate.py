@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from green_operator.planner import Decision, JobRequest, PlannerSettings, PowerPolicy, PowerRequest, RegionForecast, plan
+from green_operator.planner import (
+    Decision,
+    JobRequest,
+    PlannerSettings,
+    PowerPolicy,
+    PowerRequest,
+    RegionForecast,
+    plan,
+)
 from green_operator.planner.extrapolate import extrapolate
 
 HOUR = timedelta(hours=1)
@@ -101,7 +109,14 @@ def test_a_plan_made_on_extrapolated_hours_is_not_held_by_the_hysteresis(extrapo
     settings = PlannerSettings(horizon=timedelta(hours=12), reserve_fraction=0, hysteresis_fraction=0.05)
     previous = _previous(MONDAY + HOUR, extrapolated)
     job = JobRequest(
-        "j", 1, timedelta(hours=2), MONDAY, MONDAY + timedelta(hours=10), ("a",), PowerRequest(PowerPolicy.NONE), previous
+        "j",
+        1,
+        timedelta(hours=2),
+        MONDAY,
+        MONDAY + timedelta(hours=10),
+        ("a",),
+        PowerRequest(PowerPolicy.NONE),
+        previous,
     )
     d = plan([job], [region], [], MONDAY, settings)[0]
     assert d.start == (MONDAY + 4 * HOUR if moves else MONDAY + HOUR)

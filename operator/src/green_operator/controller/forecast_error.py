@@ -81,9 +81,7 @@ class ForecastErrorTracker:
         r = self._regions.get(region)
         return min(r.forecasts) if r is not None and r.forecasts else None
 
-    def score(
-        self, region: str, start: datetime, actual: Sequence[float | None], now: datetime
-    ) -> list[ErrorSample]:
+    def score(self, region: str, start: datetime, actual: Sequence[float | None], now: datetime) -> list[ErrorSample]:
         """Score the recorded forecasts of the slots from ``start`` on that ``actual`` covers
         (None: no actual for that slot); then drop slots older than ``keep`` before ``now``."""
         r = self._regions.get(region)
