@@ -23,7 +23,7 @@ Measured (docs/design/forecast-uncertainty.md): on the 2020 traces, 48 to 144 ho
 48-hour forecast, the mean absolute error fell from 77 to 68 g/kWh in Germany, 52 to 45 in Great
 Britain and 10.0 to 9.3 in France against the former method (a 7-day every-day profile, a 24-hour
 level fading over 72 hours). Together with the planner's hysteresis no longer holding plans made on
-extrapolated hours (``Scheduler.hysteresis``), the points a 48-hour horizon loses against full
+extrapolated hours (``scheduler.Planner.hysteresis``), the points a 48-hour horizon loses against full
 forecasts on the Let's-Wait-Awhile-like benchmark (benchmarks/planner_horizon.py) fell from 2.29 to
 1.36 in Germany and from 1.05 to 0.81 in Great Britain.
 
