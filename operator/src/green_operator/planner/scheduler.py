@@ -390,6 +390,11 @@ class Planner:
             raw.append((kept, None))
         plain = self.greedy(self.slack_order)
         raw.append((plain, None))
+        if len(self.jobs) == 1:
+            # Alone among fixed reservations, the greedy's placement is the job's best (its previous
+            # plan weighed with the hysteresis): with no other job in the batch, repairing,
+            # polishing and relocating have nothing to trade.
+            return plain
         stuck = frozenset(i for i in range(len(self.jobs)) if self._risk(plain, i) is Risk.NO_CAPACITY)
         if stuck:
             # The jobs that found no room go first: cheap, and strong when most of them are late.
