@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 from green_operator.carbon.provider import DataSource, ForecastResult
 from green_operator.carbon.service import CarbonService
 from green_operator.planner import PlannerSettings, RegionForecast
-from green_operator.planner.extrapolate import DEFAULT_DAYS, extrapolate
+from green_operator.planner.extrapolate import HISTORY_DAYS, extrapolate
 from green_operator.planner.grid import slot_floor
 from green_operator.regions import NodeInfo, RegionConfig, region_capacity, region_forecast
 
 from .forecast_error import LEAD_LABELS, ForecastErrorTracker
 from .observed import RegionData
 
-HISTORY = timedelta(days=DEFAULT_DAYS)
+HISTORY = timedelta(days=HISTORY_DAYS)
 """How much of a region's past the extrapolation's daily profile is built from."""
 _LIVE = (DataSource.LIVE, DataSource.CACHED)
 

@@ -71,8 +71,7 @@ from green_operator.controller.observed import (
 )
 from green_operator.controller.reconcile import needs, reconcile
 from green_operator.planner import PowerRequest, RegionForecast
-from green_operator.planner.extrapolate import DEFAULT_DAYS as HISTORY_DAYS
-from green_operator.planner.extrapolate import extrapolate
+from green_operator.planner.extrapolate import HISTORY_DAYS, extrapolate
 from green_operator.planner.grid import EPS
 from green_operator.planner.joint import joint_replan
 from green_operator.regions import RegionConfig
