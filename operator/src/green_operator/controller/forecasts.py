@@ -37,9 +37,8 @@ class ForecastCache:
 
     It also measures each live region's forecast error (``forecast_error``): every forecast it
     fetches is recorded, and once a slot the region's history since the oldest unscored slot is
-    fetched (one call, which the carbon service caches) and compared
-    (``greentraining_forecast_error_ratio``). Regions on a
-    trace file or static factors are not measured: their forecast is their history by design."""
+    fetched (one call) and compared (``greentraining_forecast_error_ratio``). Regions on a trace
+    file or static factors are not measured: their forecast is their history by design."""
 
     def __init__(
         self,
@@ -65,6 +64,7 @@ class ForecastCache:
         settings = self._planner
         slot_start = slot_floor(now, settings.slot)
         cap = region_capacity(region, nodes)
+        scoring = False
         async with self._locks.setdefault(region.name, asyncio.Lock()):
             entry = self._entries.get(region.name)
             if (
@@ -83,11 +83,13 @@ class ForecastCache:
                 self._entries[region.name] = entry
                 if region.name in self._live:
                     self._record(region.name, result, view, now)
-                    await self._score(region.name, now)
+                    scoring = True
         # Capacity follows the nodes; re-derive the planner's view only when it changed.
         view = entry.data.forecast
         if view.capacity_gpus != cap.gpus or view.gpu_model != cap.gpu_model:
             entry.data = RegionData(replace(view, capacity_gpus=cap.gpus, gpu_model=cap.gpu_model), entry.data.result)
+        if scoring:  # outside the lock: the callers waiting on this region's forecast need not wait for it
+            await self._score(region.name, now)
         return entry.data
 
     def _record(self, region: str, result: ForecastResult, view: RegionForecast, now: datetime) -> None:
