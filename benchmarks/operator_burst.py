@@ -7,20 +7,23 @@ planned late during the burst (and how many it saved), and, in the same run, the
 1,000 plain suspended Jobs with the same client and concurrency (the raw API cost), with the
 ratio between the two. Needs `make cluster-up`; run with `make bench` or
 `.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16] [--timeout 600]`.
-Every wait is bounded (`--timeout` for the decisions, every API call by REQUEST_TIMEOUT): a run that
-cannot finish ends with an error and exit status 1 instead of hanging.
+Prints the apiserver's own request counts per job (its /metrics), by verb and resource, for the burst
+and for the moves after it. Every wait is bounded (`--timeout` for the decisions, every API call by
+REQUEST_TIMEOUT): a run that cannot finish ends with an error and exit status 1 instead of hanging.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -269,6 +272,29 @@ def at_risk(custom: client.CustomObjectsApi, ns: str) -> int:
     )
 
 
+def request_counts(api: client.ApiClient) -> Counter[str]:
+    """The apiserver's own count of requests served, by verb and resource (from its /metrics)."""
+    method, url, headers, body, post = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, headers, body, post, _request_timeout=REQUEST_TIMEOUT)
+    text = resp.read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if not labels.get("resource") or labels.get("verb") == "WATCH":
+            continue
+        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def requests_line(before: Counter[str], after: Counter[str], per: int) -> str:
+    delta = after - before
+    top = ", ".join(f"{k} {v / per:.2f}" for k, v in delta.most_common(8))
+    return f"{sum(delta.values()) / per:.2f} per job ({top})"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--jobs", type=int, default=1000)
@@ -307,6 +333,7 @@ def main() -> int:
             return cpu_seconds(api_pid) if api_pid else 0.0
 
         op_cpu0, api_cpu0 = cpu_seconds(op_pid), api_cpu_now()
+        requests0 = request_counts(api)
         t_start = time.monotonic()
         create_seconds, created = create_all(
             lambda body: custom.create_namespaced_custom_object(
@@ -323,6 +350,7 @@ def main() -> int:
         op_cpu = cpu_seconds(op_pid) - op_cpu0
         api_cpu = api_cpu_now() - api_cpu0
         rss_decided = peak_rss_mib(op_pid)
+        requests1 = request_counts(api)
         late_at_decision = at_risk(custom, ns)
         # After the burst, jobs planned late try moving deferred jobs aside: wait until the
         # operator is idle again (under 2% of a core over a second).
@@ -337,6 +365,11 @@ def main() -> int:
         settle_seconds = time.monotonic() - t_decided - 1.0
         settle_cpu = last - settle_cpu0
         late_after = at_risk(custom, ns)
+        requests2 = request_counts(api)
+        events = Counter(
+            f"{(e.source.component if e.source else None) or e.reporting_component}/{e.reason}"
+            for e in core.list_namespaced_event(ns, _request_timeout=REQUEST_TIMEOUT).items
+        )
         rss = peak_rss_mib(op_pid)
         api_cpu1 = api_cpu_now()
 
@@ -369,6 +402,9 @@ def main() -> int:
         f"  then moving deferred jobs aside for late ones: {settle_seconds:5.1f} s, operator CPU {settle_cpu:5.1f} s; "
         f"deadlines at risk {late_at_decision} -> {late_after}"
     )
+    print(f"  apiserver requests until all decided: {requests_line(requests0, requests1, args.jobs)}")
+    print(f"  apiserver requests while moving aside: {requests_line(requests1, requests2, args.jobs)}")
+    print(f"  Events in the namespace by source/reason: {', '.join(f'{k} {v}' for k, v in events.most_common(8))}")
     print(f"  raw creation of {args.jobs} plain Jobs          {raw_seconds:7.2f} s")
     print(f"  ratio (time to all decisions / raw)       {total / raw_seconds:7.2f}x")
     return 0

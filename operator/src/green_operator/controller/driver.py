@@ -122,6 +122,7 @@ class Controller:
         self.stops: dict[str, asyncio.Event] = {}
         self.wakeups: dict[str, asyncio.Event] = {}
         self._http: aiohttp.ClientSession | None = None
+        metrics.track_jobs(lambda: list(self.phases.values()), lambda: len(self.ledger.at_risk & self.phases.keys()))
 
     # -- what the watches say --------------------------------------------------------------------
 
@@ -160,7 +161,6 @@ class Controller:
         for d in (self.statuses, self.children, self.phases, self.wakeups, self.services):
             d.pop(key, None)
         self.ledger.forget(key)
-        self.metrics.set_phases(self.phases.values())
         task = self.tasks.pop(key, None)
         if task is not None and not task.done():
             task.cancel()
@@ -194,11 +194,8 @@ class Controller:
 
     def _phase(self, key: str, status: Mapping[str, Any]) -> None:
         phase = status.get("phase")
-        if phase and self.phases.get(key) != phase:
+        if phase:
             self.phases[key] = str(phase)
-            self.metrics.set_phases(self.phases.values())
-        risky = sum(1 for k in self.phases if k in self.ledger.at_risk)
-        self.metrics.deadline_at_risk.set(risky)
 
     # -- one job's loop --------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from .model import RegionForecast, Reservation
+from .columns import ReservationColumns, Reservations
+from .model import RegionForecast
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -40,7 +41,7 @@ class SlotGrid:
     def __init__(
         self,
         regions: Sequence[RegionForecast],
-        reservations: Sequence[Reservation],
+        reservations: Reservations,
         *,
         slot: timedelta,
         now: datetime,
@@ -122,34 +123,16 @@ class SlotGrid:
         self.reserved: IntArray = np.cumsum(diff, axis=1)[:, :length]
         self.base_free: IntArray = self.capacity[:, None] - self.reserved
 
-    def _reservation_slots(self, reservations: Sequence[Reservation]) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+    def _reservation_slots(self, reservations: Reservations) -> tuple[IntArray, IntArray, IntArray, IntArray]:
         """Row, first slot, end slot and GPUs of each reservation that touches this plan's regions
-        and slots (others' regions, empty ones and those ended before the origin dropped). One pass
-        in Python, the slot arithmetic in numpy: the operator passes every booking (a thousand in
-        a burst) to each first decision."""
+        and slots (others' regions, empty ones and those ended before the origin dropped)."""
+        cols = reservations if isinstance(reservations, ReservationColumns) else ReservationColumns.of(reservations)
+        rows = np.array([self.row.get(n, -1) for n in cols.names], dtype=np.int64)[cols.region]
         origin = self.origin.timestamp()
-        rows: list[int] = []
-        starts: list[float] = []
-        ends: list[float] = []
-        gpus: list[int] = []
-        for rv in reservations:
-            r = self.row.get(rv.region)
-            if r is not None and rv.gpus > 0 and rv.end > rv.start:
-                rows.append(r)
-                starts.append(rv.start.timestamp())
-                ends.append(rv.end.timestamp())
-                gpus.append(rv.gpus)
-        start = (np.array(starts, dtype=np.float64) - origin) / self.slot_seconds
-        end = (np.array(ends, dtype=np.float64) - origin) / self.slot_seconds
-        a = np.maximum(np.floor(start + EPS), 0).astype(np.int64)
-        b = np.ceil(end - EPS).astype(np.int64)
-        keep = b > a
-        return (
-            np.array(rows, dtype=np.int64)[keep],
-            a[keep],
-            b[keep],
-            np.array(gpus, dtype=np.int64)[keep],
-        )
+        a = np.maximum(np.floor((cols.start - origin) / self.slot_seconds + EPS), 0).astype(np.int64)
+        b = np.ceil((cols.end - origin) / self.slot_seconds - EPS).astype(np.int64)
+        keep = (rows >= 0) & (cols.gpus > 0) & (cols.end > cols.start) & (b > a)
+        return rows[keep], a[keep], b[keep], cols.gpus[keep]
 
     def _prefix(self, intensity: FloatArray) -> FloatArray:
         cum = np.zeros((intensity.shape[0], intensity.shape[1] + 1), dtype=np.float64)

@@ -42,11 +42,12 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from .columns import Reservations
 from .contexts import Contexts, validate
 from .decisions import decision
 from .grid import EPS, FloatArray, IntArray, SlotGrid, require_utc
 from .improve import Finder, cheaper_windows, improve, relocate, repair
-from .model import Decision, JobRequest, PlannerSettings, RegionForecast, Reservation
+from .model import Decision, JobRequest, PlannerSettings, RegionForecast
 from .placement import (
     FreeGpus,
     JobContext,
@@ -94,7 +95,7 @@ class Planner:
         self,
         jobs: Sequence[JobRequest],
         regions: Sequence[RegionForecast],
-        reservations: Sequence[Reservation],
+        reservations: Reservations,
         now: datetime,
         settings: PlannerSettings,
     ) -> None:
@@ -462,7 +463,7 @@ class Planner:
 def plan(
     jobs: Sequence[JobRequest],
     regions: Sequence[RegionForecast],
-    reservations: Sequence[Reservation],
+    reservations: Reservations,
     now: datetime,
     settings: PlannerSettings,
 ) -> list[Decision]:
