@@ -12,9 +12,10 @@ Arms, exact forecasts (no error), GPUs to spare, re-planned every ``--replan`` (
 - ``48h+x``: the same 48-hour forecast, extended by extrapolation as far as the longest window;
 - ``full``: forecasts over the whole window (the horizon as long as the longest window).
 
-Prints the savings against the carbon-blind baseline and the points each arm loses against ``full``.
+Prints the savings against the carbon-blind baseline and the points each arm loses against ``full``;
+``--breakdown`` splits those points by job duration, ``--hysteresis`` sets the planner's.
 
-    nice .venv/bin/python benchmarks/planner_horizon.py [--months 12] [--scenario long]
+    nice .venv/bin/python benchmarks/planner_horizon.py [--months 12] [--scenario long] [--breakdown]
 """
 
 from __future__ import annotations
