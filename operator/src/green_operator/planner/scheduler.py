@@ -337,8 +337,8 @@ class Planner:
         aside), then single moves again. By default only for batches of up to ``_BIG_BATCH``."""
         if budget is None:
             budget = _RELOCATE_JOBS if len(self.jobs) <= _BIG_BATCH else 0
-        if budget <= 0:
-            return s
+        if budget <= 0 or not any(s.meets(i) for i in range(len(self.jobs))):
+            return s  # (only jobs on time relocate)
         find = self.finder(None)
         ideal = self.ideal()
         gain = [s.placement(i).grams - ideal[i] if s.meets(i) else 0.0 for i in range(len(self.jobs))]
@@ -382,13 +382,14 @@ class Planner:
             raw.append((kept, None))
         plain = self.greedy(self.slack_order)
         raw.append((plain, None))
-        if len(self.jobs) == 1:
-            # Alone among fixed reservations, the greedy's placement is the job's best (its previous
-            # plan weighed with the hysteresis): with no other job in the batch, repairing,
-            # polishing and relocating have nothing to trade.
+        if len(self.jobs) == 1 and plain.meets(0):
+            # Alone among fixed reservations and on time, the greedy's placement is the job's best
+            # (its previous plan weighed with the hysteresis): with no other job in the batch,
+            # polishing and relocating have nothing to trade. A late job still goes through the
+            # repair, which picks the cheapest of the windows that are late anyway.
             return plain
         stuck = frozenset(i for i in range(len(self.jobs)) if self._risk(plain, i) is Risk.NO_CAPACITY)
-        if stuck:
+        if stuck and len(self.jobs) > 1:  # (one job alone: the same order as the plain greedy's)
             # The jobs that found no room go first: cheap, and strong when most of them are late.
             first = [i for i in self.slack_order if i in stuck]
             rest = [i for i in self.slack_order if i not in stuck]
