@@ -405,6 +405,10 @@ def main() -> int:
         f"  create-to-decision latency  p50 {statistics.median(latencies) * 1000:7.0f} ms   "
         f"p99 {pct(latencies, 0.99) * 1000:7.0f} ms   max {max(latencies) * 1000:7.0f} ms"
     )
+    by_creation = [decided[n] - created[n] for n in sorted(names, key=lambda n: created[n])]
+    tenth = max(len(by_creation) // 10, 1)
+    deciles = [statistics.median(by_creation[i : i + tenth]) for i in range(0, len(by_creation), tenth)]
+    print(f"  median latency by tenth of the creations, ms: {' '.join(f'{d * 1000:.0f}' for d in deciles)}")
     server = list(watcher.server_seconds.values())
     if server:
         print(

@@ -376,20 +376,20 @@ class Planner:
         found no room first, the greedy under congestion prices and the greedy that serves the
         jobs with most to lose first; each polished (for big batches only the best one or two),
         the winner then relocating the jobs with most to gain."""
+        plain = self.greedy(self.slack_order)
+        if len(self.jobs) == 1:
+            # Alone among fixed reservations, the greedy's placement is the job's best (its previous
+            # plan weighed with the hysteresis; the earliest start when late): with no other job in
+            # the batch, keeping, repairing, polishing and relocating have nothing to trade (a
+            # property test checks it, late jobs included).
+            return plain
         raw: list[tuple[Schedule, FloatArray | None]] = []
         kept = self.keep()
         if kept is not None:
             raw.append((kept, None))
-        plain = self.greedy(self.slack_order)
         raw.append((plain, None))
-        if len(self.jobs) == 1 and plain.meets(0):
-            # Alone among fixed reservations and on time, the greedy's placement is the job's best
-            # (its previous plan weighed with the hysteresis): with no other job in the batch,
-            # polishing and relocating have nothing to trade. A late job still goes through the
-            # repair, which picks the cheapest of the windows that are late anyway.
-            return plain
         stuck = frozenset(i for i in range(len(self.jobs)) if self._risk(plain, i) is Risk.NO_CAPACITY)
-        if stuck and len(self.jobs) > 1:  # (one job alone: the same order as the plain greedy's)
+        if stuck:
             # The jobs that found no room go first: cheap, and strong when most of them are late.
             first = [i for i in self.slack_order if i in stuck]
             rest = [i for i in self.slack_order if i not in stuck]
