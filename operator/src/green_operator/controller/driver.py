@@ -169,11 +169,25 @@ class Controller:
         key = self.by_child.get((namespace, name))
         if key is None:
             return
+        known = key in self.children
+        old = self.children.get(key)
         if body is None:
             self.children[key] = None
-        elif key not in self.children or _rv(body) >= _rv(self.children[key]):
+        elif not known or _rv(body) >= _rv(old):
             self.children[key] = slim_child(body)
-        self.poke(key)
+        else:
+            return  # older than what this process already holds
+        if not known or self._child_differs(key, old, self.children[key]):
+            self.poke(key)
+
+    def _child_differs(self, key: str, old: JsonDict | None, new: JsonDict | None) -> bool:
+        """Whether a decision would read the child differently: the echo of this process's own
+        create or patch, and the Job controller marking a child suspended, change nothing, and a
+        step for each would double a burst's work."""
+        if old is None or new is None:
+            return old is not new
+        uid = str(((self.bodies.get(key) or {}).get("metadata") or {}).get("uid", ""))
+        return child_state(old, uid) != child_state(new, uid)
 
     def observe_pod(self, body: Mapping[str, Any]) -> None:
         job = self.ledger.observe_pod(body)

@@ -346,8 +346,8 @@ class Planner:
         aside), then single moves again. By default only for batches of up to ``_BIG_BATCH``."""
         if budget is None:
             budget = _RELOCATE_JOBS if len(self.jobs) <= _BIG_BATCH else 0
-        if budget <= 0:
-            return s
+        if budget <= 0 or not any(s.meets(i) for i in range(len(self.jobs))):
+            return s  # (only jobs on time relocate)
         find = self.finder(None)
         ideal = self.ideal()
         gain = [s.placement(i).grams - ideal[i] if s.meets(i) else 0.0 for i in range(len(self.jobs))]
@@ -385,17 +385,18 @@ class Planner:
         found no room first, the greedy under congestion prices and the greedy that serves the
         jobs with most to lose first; each polished (for big batches only the best one or two),
         the winner then relocating the jobs with most to gain."""
+        plain = self.greedy(self.slack_order)
+        if len(self.jobs) == 1:
+            # Alone among fixed reservations, the greedy's placement is the job's best (its previous
+            # plan weighed with the hysteresis; the earliest start when late): with no other job in
+            # the batch, keeping, repairing, polishing and relocating have nothing to trade (a
+            # property test checks it, late jobs included).
+            return plain
         raw: list[tuple[Schedule, FloatArray | None]] = []
         kept = self.keep()
         if kept is not None:
             raw.append((kept, None))
-        plain = self.greedy(self.slack_order)
         raw.append((plain, None))
-        if len(self.jobs) == 1:
-            # Alone among fixed reservations, the greedy's placement is the job's best (its previous
-            # plan weighed with the hysteresis): with no other job in the batch, repairing,
-            # polishing and relocating have nothing to trade.
-            return plain
         stuck = frozenset(i for i in range(len(self.jobs)) if self._risk(plain, i) is Risk.NO_CAPACITY)
         if stuck:
             # The jobs that found no room go first: cheap, and strong when most of them are late.
