@@ -7,11 +7,12 @@ planned late during the burst (and how many it saved), and, in the same run, the
 1,000 plain suspended Jobs with the same client and concurrency (the raw API cost), with the
 ratio between the two. Needs `make cluster-up`; run with `make bench` or
 `.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16] [--timeout 600]`.
-Prints the apiserver's own request counts per job (its /metrics), by verb and resource, for the burst
-and for the moves after it. The watch that times decisions runs in a process of its own, so the
-creating threads' hold on the GIL does not delay it; the latency by the objects' own clocks
-(creationTimestamp to the first plan's decidedAt) is printed beside it. Every wait is bounded (`--timeout` for the decisions, every API call by
-REQUEST_TIMEOUT): a run that cannot finish ends with an error and exit status 1 instead of hanging.
+Prints the apiserver's own request counts per job (its /metrics), by verb and resource, for the
+burst and for the moves after it. The watch that times decisions runs in a process of its own, so
+the creating threads' hold on the GIL does not delay it; the latency by the objects' own clocks
+(creationTimestamp to the first plan's decidedAt) is printed beside it. Every wait is bounded
+(`--timeout` for the decisions, every API call by REQUEST_TIMEOUT): a run that cannot finish ends
+with an error and exit status 1 instead of hanging.
 """
 
 from __future__ import annotations
