@@ -280,9 +280,16 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     acts: list[Action] = [*p.actions, PlanRecorded(late=burst and d.deadline_at_risk)]
     start_now = d.start <= o.now + START_TOLERANCE
     child = o.child
+    if child is None and not start_now:
+        # A deferred job's decision is its status: written before the suspended child is created,
+        # so it shows one API round trip sooner. Should the create fail, the next step (or a
+        # restarted operator) finds the plan without a child and creates it.
+        acts += _write_plan(o, spec, d, released=False, replanned=False)
+        acts.append(CreateChild(_manifest(o, spec, d, suspend=True)))
+        return [*acts, Requeue(_sleep_while_deferred(o, spec, d.start, o.now + o.settings.replan_interval))]
     if child is None:
-        acts.append(CreateChild(_manifest(o, spec, d, suspend=not start_now)))
-        released = start_now
+        acts.append(CreateChild(_manifest(o, spec, d, suspend=False)))
+        released = True
     elif not child.suspended:
         released = True  # a previous process created and released it, then died before writing status
     elif _template_changed(child, spec, spec_changed=True):
