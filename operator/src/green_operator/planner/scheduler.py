@@ -36,6 +36,7 @@ held, and moves deferred jobs aside when the new job would otherwise miss its de
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -75,6 +76,10 @@ _MAX_PRICE_ROUNDS = 40
 _PRICE_WORK = 4_000
 """Subgradient rounds x jobs per call (each costs one best-placement search); batches too big
 for two rounds go unpriced."""
+
+
+class BudgetSpentError(Exception):
+    """A step given a time limit (``until``) ran past it; its partial result is dropped."""
 
 
 def latest_start(job: JobRequest) -> datetime:
@@ -268,13 +273,16 @@ class Planner:
             self.place_earliest(s, i)
         return s
 
-    def greedy(self, order: Sequence[int], prices: FloatArray | None = None) -> Schedule:
+    def greedy(self, order: Sequence[int], prices: FloatArray | None = None, until: float = math.inf) -> Schedule:
         """Each job in turn takes its best placement among the GPUs still free; a previous plan
-        stays unless the best beats it by more than the hysteresis."""
+        stays unless the best beats it by more than the hysteresis. Raises ``BudgetSpentError`` past
+        ``until`` (``time.perf_counter``)."""
         s = self.new_schedule()
         h = self.settings.hysteresis_fraction
         find = self.finder(prices)
         for i in order:
+            if until < math.inf and time.perf_counter() > until:
+                raise BudgetSpentError
             p = find(s, i)
             prev = self.previous_placement(i, s)
             if prev is not None and (p is None or p.grams >= prev.grams * (1 - h)):
@@ -321,14 +329,19 @@ class Planner:
             else:
                 s.place(i, p)
 
-    def polish(self, s: Schedule, movable: Sequence[bool], prices: FloatArray | None) -> Schedule:
-        """Repair late jobs, then move single jobs to cheaper placements."""
+    def polish(
+        self, s: Schedule, movable: Sequence[bool], prices: FloatArray | None, until: float = math.inf
+    ) -> Schedule:
+        """Repair late jobs, then move single jobs to cheaper placements; stop at ``until``
+        (``time.perf_counter``) with the schedule as good as it got."""
         failed = 0
         for i in [i for i in self.slack_order if s.counted[i] and not s.meets(i)][:_REPAIR_JOBS]:
+            if until < math.inf and time.perf_counter() > until:
+                return s
             failed = 0 if repair(s, i, movable, self.finder(prices)) else failed + 1
             if failed >= _REPAIR_GIVE_UP:
                 break  # far more work than GPUs: the rest will not fit either
-        improve(s, self._by_grams(s), self.finder(None), self.threshold, passes=self._passes)
+        improve(s, self._by_grams(s), self.finder(None), self.threshold, passes=self._passes, until=until)
         return s
 
     def relocate_gainers(self, s: Schedule, movable: Sequence[bool], budget: int | None = None) -> Schedule:
@@ -375,6 +388,11 @@ class Planner:
         found no room first, the greedy under congestion prices and the greedy that serves the
         jobs with most to lose first; each polished (for big batches only the best one or two),
         the winner then relocating the jobs with most to gain."""
+        if len(self.jobs) == 1:
+            # One job: the greedy is the whole search. It keeps the previous plan unless the best
+            # beats it by the hysteresis, as keeping it would; polishing finds that same best; no
+            # other job in the call can move aside (most of the operator's calls: each re-plan).
+            return self.greedy(self.slack_order)
         raw: list[tuple[Schedule, FloatArray | None]] = []
         kept = self.keep()
         if kept is not None:
