@@ -186,14 +186,18 @@ class Planner:
             if self.reserve is None:
                 return best_placement(self.grid, ctx, s.free, prices)
             room = self.room(s)
-            p = best_placement(self.grid, ctx, room, prices)
             # Starting at once in the preferred region may use the reserve: that is what a
             # carbon-blind scheduler does; the reserve absorbs what deferring and moving add.
+            # (Not when the GPUs are not free there at all, nor when the room has them: then the
+            # best placement in the room weighed that start.)
             row, end = self._start_now[i]
-            if not bool(np.all(room.array[row, ctx.s0 : end] >= ctx.gpus)):  # else p weighed it
-                now = best_placement(self.grid, ctx, s.free, prices, columns=1, preferred_only=True)
-                if now is not None and (p is None or self._score(now, ctx, prices) <= self._score(p, ctx, prices)):
-                    p = now
+            free_now = bool(np.all(s.free.array[row, ctx.s0 : end] >= ctx.gpus))
+            if not free_now or bool(np.all(room.array[row, ctx.s0 : end] >= ctx.gpus)):
+                return best_placement(self.grid, ctx, room, prices, fallback=s.free)
+            p = best_placement(self.grid, ctx, room, prices)
+            now = best_placement(self.grid, ctx, s.free, prices, columns=1, preferred_only=True)
+            if now is not None and (p is None or self._score(now, ctx, prices) <= self._score(p, ctx, prices)):
+                p = now
             if p is None:
                 p = best_placement(self.grid, ctx, s.free, prices)
             return p
