@@ -16,8 +16,16 @@ The method: a restricted MILP over candidate runs, by column generation (HiGHS t
 4. The MILP over the columns generated, with the rest of the budget. Stability: a move costs
    ``min_gain`` of the job's current emissions, and at most ``max_moves`` jobs move.
    A late incumbent run costs a penalty far above any emissions, so deadlines come first.
-5. Capacity per region and slot: the GPUs the fixed bookings leave, less the reserve for jobs that
-   cannot wait (``PlannerSettings.reserve_fraction``), but never less than the incumbent uses there.
+5. Capacity per region and slot: the GPUs the fixed bookings leave. The reserve for jobs that
+   cannot wait (``PlannerSettings.reserve_fraction``) is left out unless ``keep_reserve``: a job
+   that cannot wait moves deferred jobs aside when it arrives (``plan_with_preemption``), and
+   holding the reserve back here costs clean windows (docs/design/planner-joint.md has the
+   figures). With it, never less than the incumbent uses there.
+
+The budget holds: the column generation stops at half of the optimiser's share, rounding, the
+greedy at the LP's prices and their polish stop at the clock (``until``), the MILP gets the rest
+as its time limit, and the heuristic fallback runs only with half the budget left.
+HiGHS is built silent (``new_highs``): nothing is printed to the operator's stdout.
 
 Outcomes (``JointResult.outcome``): ``optimal`` (the MILP proved its optimum over the columns),
 ``timeout`` (the budget ran out: the best integer solution found is used), ``fallback`` (the solver
@@ -56,7 +64,7 @@ _HEURISTIC_SHARE = 0.5
 """Of what the column generation leaves, what rounding, the greedy at the LP's prices and their
 polish may take; the MILP gets the rest (and all of it when they finish early)."""
 
-_SEED_COLUMNS = 3
+_SEED_COLUMNS = 1
 """Cheapest starts per job, region and limit in the first restricted LP."""
 _MAX_ROUNDS = 30
 _LATE_PENALTY = 3.0
