@@ -7,22 +7,26 @@ planned late during the burst (and how many it saved), and, in the same run, the
 1,000 plain suspended Jobs with the same client and concurrency (the raw API cost), with the
 ratio between the two. Needs `make cluster-up`; run with `make bench` or
 `.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16] [--timeout 600]`.
-Every wait is bounded (`--timeout` for the decisions, every API call by REQUEST_TIMEOUT): a run that
-cannot finish ends with an error and exit status 1 instead of hanging.
+Prints the apiserver's own request counts per job (its /metrics), by verb and resource, for the burst
+and for the moves after it. Every wait is bounded (`--timeout` for the decisions, every API call by
+REQUEST_TIMEOUT): a run that cannot finish ends with an error and exit status 1 instead of hanging.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -75,6 +79,9 @@ class DecisionWatch:
         self._clock = clock
         self._retry_pause = retry_pause
         self.decided: dict[str, float] = {}
+        self.server_seconds: dict[str, float] = {}
+        """Per job, its first plan's decidedAt minus its creationTimestamp: the operator's side of
+        the latency by the objects' own clocks (1-second resolution), free of this client's delays."""
         self.relists = 0
         self.resumes = 0
         self.error: BaseException | None = None
@@ -98,8 +105,13 @@ class DecisionWatch:
 
     def _record(self, obj: dict[str, Any]) -> None:
         name = obj["metadata"]["name"]
-        if (obj.get("status") or {}).get("phase") in DECIDED_PHASES and name not in self.decided:
+        status = obj.get("status") or {}
+        if status.get("phase") in DECIDED_PHASES and name not in self.decided:
             self.decided[name] = self._clock()
+            decided_at = (status.get("plan") or {}).get("decidedAt")
+            created = obj["metadata"].get("creationTimestamp")
+            if decided_at and created:
+                self.server_seconds[name] = (_parse_time(decided_at) - _parse_time(created)).total_seconds()
 
     def _list(self) -> str:
         listed = self._list_jobs()
@@ -181,6 +193,10 @@ def job_watch(custom: client.CustomObjectsApi, ns: str) -> DecisionWatch:
             yield {"type": event["type"], "object": event["raw_object"]}
 
     return DecisionWatch(list_jobs, watch_jobs)
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def gtj(name: str, i: int) -> dict[str, Any]:
@@ -269,6 +285,29 @@ def at_risk(custom: client.CustomObjectsApi, ns: str) -> int:
     )
 
 
+def request_counts(api: client.ApiClient) -> Counter[str]:
+    """The apiserver's own count of requests served, by verb and resource (from its /metrics)."""
+    method, url, headers, body, post = api.param_serialize("GET", "/metrics", auth_settings=["BearerToken"])
+    resp = api.call_api(method, url, headers, body, post, _request_timeout=REQUEST_TIMEOUT)
+    text = resp.read().decode()
+    counts: Counter[str] = Counter()
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+        if not labels.get("resource") or labels.get("verb") == "WATCH":
+            continue
+        sub = f"/{labels['subresource']}" if labels.get("subresource") else ""
+        counts[f"{labels['verb']} {labels['resource']}{sub}"] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def requests_line(before: Counter[str], after: Counter[str], per: int) -> str:
+    delta = after - before
+    top = ", ".join(f"{k} {v / per:.2f}" for k, v in delta.most_common(8))
+    return f"{sum(delta.values()) / per:.2f} per job ({top})"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--jobs", type=int, default=1000)
@@ -307,6 +346,7 @@ def main() -> int:
             return cpu_seconds(api_pid) if api_pid else 0.0
 
         op_cpu0, api_cpu0 = cpu_seconds(op_pid), api_cpu_now()
+        requests0 = request_counts(api)
         t_start = time.monotonic()
         create_seconds, created = create_all(
             lambda body: custom.create_namespaced_custom_object(
@@ -323,6 +363,7 @@ def main() -> int:
         op_cpu = cpu_seconds(op_pid) - op_cpu0
         api_cpu = api_cpu_now() - api_cpu0
         rss_decided = peak_rss_mib(op_pid)
+        requests1 = request_counts(api)
         late_at_decision = at_risk(custom, ns)
         # After the burst, jobs planned late try moving deferred jobs aside: wait until the
         # operator is idle again (under 2% of a core over a second).
@@ -337,6 +378,11 @@ def main() -> int:
         settle_seconds = time.monotonic() - t_decided - 1.0
         settle_cpu = last - settle_cpu0
         late_after = at_risk(custom, ns)
+        requests2 = request_counts(api)
+        events = Counter(
+            f"{(e.source.component if e.source else None) or e.reporting_component}/{e.reason}"
+            for e in core.list_namespaced_event(ns, _request_timeout=REQUEST_TIMEOUT).items
+        )
         rss = peak_rss_mib(op_pid)
         api_cpu1 = api_cpu_now()
 
@@ -359,6 +405,16 @@ def main() -> int:
         f"  create-to-decision latency  p50 {statistics.median(latencies) * 1000:7.0f} ms   "
         f"p99 {pct(latencies, 0.99) * 1000:7.0f} ms   max {max(latencies) * 1000:7.0f} ms"
     )
+    by_creation = [decided[n] - created[n] for n in sorted(names, key=lambda n: created[n])]
+    tenth = max(len(by_creation) // 10, 1)
+    deciles = [statistics.median(by_creation[i : i + tenth]) for i in range(0, len(by_creation), tenth)]
+    print(f"  median latency by tenth of the creations, ms: {' '.join(f'{d * 1000:.0f}' for d in deciles)}")
+    server = list(watcher.server_seconds.values())
+    if server:
+        print(
+            f"  the same by the objects' clocks (creationTimestamp to plan.decidedAt, 1 s resolution): "
+            f"mean {statistics.mean(server):.1f} s, p99 {pct(server, 0.99):.0f} s"
+        )
     print(f"  child Jobs created                        {len(jobs):7d}")
     print(f"  operator peak RSS                         {rss:7.1f} MiB ({rss_decided:.1f} MiB when all had decisions)")
     print(
@@ -369,6 +425,9 @@ def main() -> int:
         f"  then moving deferred jobs aside for late ones: {settle_seconds:5.1f} s, operator CPU {settle_cpu:5.1f} s; "
         f"deadlines at risk {late_at_decision} -> {late_after}"
     )
+    print(f"  apiserver requests until all decided: {requests_line(requests0, requests1, args.jobs)}")
+    print(f"  apiserver requests while moving aside: {requests_line(requests1, requests2, args.jobs)}")
+    print(f"  Events in the namespace by source/reason: {', '.join(f'{k} {v}' for k, v in events.most_common(8))}")
     print(f"  raw creation of {args.jobs} plain Jobs          {raw_seconds:7.2f} s")
     print(f"  ratio (time to all decisions / raw)       {total / raw_seconds:7.2f}x")
     return 0

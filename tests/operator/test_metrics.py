@@ -67,3 +67,27 @@ def test_joint_replans_are_counted_by_outcome_from_zero() -> None:
     assert registry.get_sample_value("greentraining_joint_replan_moves_total") == 3.0
     with pytest.raises(ValueError, match="joint re-plan outcome"):
         m.record_joint("lucky", 0)
+
+
+def test_jobs_by_phase_and_at_risk_are_counted_when_scraped() -> None:
+    registry = CollectorRegistry()
+    metrics = OperatorMetrics(registry)
+    phases = {"a": "Deferred", "b": "Deferred", "c": "Running"}
+    at_risk = {"b"}
+    metrics.track_jobs(lambda: list(phases.values()), lambda: len(at_risk & phases.keys()))
+
+    def scraped() -> tuple[dict[str, float], float]:
+        by_phase = {
+            s.labels["phase"]: s.value for f in registry.collect() for s in f.samples if s.name == "greentraining_jobs"
+        }
+        risk = next(
+            s.value for f in registry.collect() for s in f.samples if s.name == "greentraining_jobs_deadline_at_risk"
+        )
+        return by_phase, risk
+
+    by_phase, risk = scraped()
+    assert (by_phase["Deferred"], by_phase["Running"], by_phase["Pending"], risk) == (2, 1, 0, 1)
+    phases["b"] = "Succeeded"  # no call to the metrics: the next scrape sees it
+    at_risk.add("z")  # a job the operator no longer knows is not counted
+    by_phase, risk = scraped()
+    assert (by_phase["Deferred"], by_phase["Succeeded"], risk) == (1, 1, 1)

@@ -7,8 +7,7 @@ would explode cardinality on a busy cluster.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -150,7 +149,14 @@ class OperatorMetrics:
             raise ValueError(f"unknown decision outcome {outcome!r}; expected one of {', '.join(DECISION_OUTCOMES)}")
         self.decisions.labels(outcome, "true" if at_risk else "false").inc()
 
-    def set_phases(self, phases: Iterable[str]) -> None:
-        counts = Tally(phases)
+    def track_jobs(self, phases: Callable[[], Iterable[str]], at_risk: Callable[[], int]) -> None:
+        """Jobs by phase and jobs at risk, counted when scraped: counting them again on every
+        watch event costs O(jobs) per event, a million steps in a burst of a thousand. The scrape runs
+        in another thread: each callable must read its data in one step (a copy made in C)."""
         for p in PHASES:
-            self.jobs.labels(p).set(counts.get(p, 0))
+            self.jobs.labels(p).set_function(_count_of(p, phases))
+        self.deadline_at_risk.set_function(at_risk)
+
+
+def _count_of(phase: str, phases: Callable[[], Iterable[str]]) -> Callable[[], float]:
+    return lambda: sum(1 for x in phases() if x == phase)

@@ -132,6 +132,24 @@ def test_forget_drops_everything_about_a_job() -> None:
     assert A not in led.view(B, b.T0).movable
 
 
+def test_the_views_columns_hold_the_same_bookings_as_its_mapping() -> None:
+    led = ledger()
+    led.observe_node(node("n1", b.NORTH))
+    led.observe_pod(pod("p1", gpus=3))  # another's pod: a foreign booking
+    led.observe_job(A, job("a", status(b.NORTH, 4), gpus=2))
+    first = Reservation(b.SOUTH, b.at(1), b.at(2), 1)
+    later = (Reservation(b.SOUTH, b.at(5), b.at(6), 1), Reservation(b.SOUTH, b.at(8), b.at(9), 1))
+    led.apply(B, Book(first, None, later))
+    led.apply(C, Book(Reservation(b.NORTH, b.at(2), b.at(3), 4)))
+    led.apply(B, Book(first, None, later[:1]))  # one later segment fewer
+    led.forget(C)
+    for key in (A, B, C):
+        view = led.view(key, b.T0)
+        assert view.columns is not None
+        assert sorted(view.columns.reservations(), key=repr) == sorted(view.bookings.values(), key=repr)
+    assert len(led.view(A, b.T0).bookings) == 3  # B's two bookings and the foreign pod's
+
+
 def test_a_booking_movable_while_waiting_is_offered_to_others() -> None:
     led = ledger()
     mover = MovableJob(b.parsed(job("a")).request(b.T0), decision(A, b.NORTH, 4))

@@ -20,6 +20,7 @@ from green_operator.planner import (
     latest_start,
     plan,
 )
+from green_operator.planner.scheduler import Planner
 
 T0 = datetime(2024, 3, 4, 10, 0, tzinfo=UTC)
 SLOT = timedelta(minutes=15)
@@ -159,3 +160,21 @@ def test_a_replan_never_adds_a_late_job(
     for d, j in zip(again, jobs, strict=True):
         if not d.deadline_at_risk:
             assert _meets(d, j)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_one_job_takes_what_polishing_would_give_it(
+    case: tuple[list[JobRequest], list[RegionForecast], datetime],
+) -> None:
+    # The planner returns a single job's greedy placement as it is (`Planner.search`): repairing,
+    # polishing and relocating it, with no other job in the batch, must find nothing else.
+    jobs, forecasts, now = case
+    others = plan(jobs[1:], forecasts, [], now, S) if len(jobs) > 1 else []
+    held = [Reservation(d.region, d.start, d.end, j.gpus) for d, j in zip(others, jobs[1:], strict=True)]
+    planner = Planner(jobs[:1], forecasts, held, now, S)
+    fast = planner.search([True])
+    plain = planner.greedy(planner.slack_order)
+    full = planner.relocate_gainers(planner.polish(plain, [True], None), [True])
+    a, b = fast.placement(0), full.placement(0)
+    assert (a.row, a.start_time, a.option) == (b.row, b.start_time, b.option)

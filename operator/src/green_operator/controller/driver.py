@@ -122,6 +122,7 @@ class Controller:
         self.stops: dict[str, asyncio.Event] = {}
         self.wakeups: dict[str, asyncio.Event] = {}
         self._http: aiohttp.ClientSession | None = None
+        metrics.track_jobs(lambda: list(self.phases.values()), lambda: len(self.ledger.at_risk & self.phases.keys()))
 
     # -- what the watches say --------------------------------------------------------------------
 
@@ -160,7 +161,6 @@ class Controller:
         for d in (self.statuses, self.children, self.phases, self.wakeups, self.services):
             d.pop(key, None)
         self.ledger.forget(key)
-        self.metrics.set_phases(self.phases.values())
         task = self.tasks.pop(key, None)
         if task is not None and not task.done():
             task.cancel()
@@ -169,11 +169,25 @@ class Controller:
         key = self.by_child.get((namespace, name))
         if key is None:
             return
+        known = key in self.children
+        old = self.children.get(key)
         if body is None:
             self.children[key] = None
-        elif key not in self.children or _rv(body) >= _rv(self.children[key]):
+        elif not known or _rv(body) >= _rv(old):
             self.children[key] = slim_child(body)
-        self.poke(key)
+        else:
+            return  # older than what this process already holds
+        if not known or self._child_differs(key, old, self.children[key]):
+            self.poke(key)
+
+    def _child_differs(self, key: str, old: JsonDict | None, new: JsonDict | None) -> bool:
+        """Whether a decision would read the child differently: the echo of this process's own
+        create or patch, and the Job controller marking a child suspended, change nothing, and a
+        step for each would double a burst's work."""
+        if old is None or new is None:
+            return old is not new
+        uid = str(((self.bodies.get(key) or {}).get("metadata") or {}).get("uid", ""))
+        return child_state(old, uid) != child_state(new, uid)
 
     def observe_pod(self, body: Mapping[str, Any]) -> None:
         job = self.ledger.observe_pod(body)
@@ -194,11 +208,8 @@ class Controller:
 
     def _phase(self, key: str, status: Mapping[str, Any]) -> None:
         phase = status.get("phase")
-        if phase and self.phases.get(key) != phase:
+        if phase:
             self.phases[key] = str(phase)
-            self.metrics.set_phases(self.phases.values())
-        risky = sum(1 for k in self.phases if k in self.ledger.at_risk)
-        self.metrics.deadline_at_risk.set(risky)
 
     # -- one job's loop --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from green_operator.api.phase import Phase
 from green_operator.api.spec import body_gpus, gpus_in_template
 from green_operator.api.status import reservation_from_status
 from green_operator.planner import RepairMemo, Reservation
+from green_operator.planner.columns import BookingColumns
 from green_operator.regions import NodeInfo, RegionConfig, node_info
 
 from .actions import Book, LedgerAction, MoveAside, PlanRecorded, RescueTried, SettleMove
@@ -167,6 +168,7 @@ class CapacityLedger:
         self.held: dict[str, tuple[tuple[str, str], HeldPod]] = {}
         """Paused pods held by the report finalizer, by uid, with their (namespace, Job name)."""
         self._bookings: dict[str, Reservation] = {}
+        self._columns = BookingColumns()
         self.movable: dict[str, MovableJob] = {}
         self.pending: dict[str, PendingMove] = {}
         self.memo = RepairMemo()
@@ -177,18 +179,22 @@ class CapacityLedger:
 
     # -- bookings ------------------------------------------------------------------------------
 
-    def _merge(self, key: str) -> None:
-        r = self._own[key] if key in self._own else self._from_status.get(key)
+    def _put(self, key: str, r: Reservation | None) -> None:
+        """The one place bookings change: the mapping and its columns together."""
         if r is None:
             self._bookings.pop(key, None)
         else:
             self._bookings[key] = r
+        self._columns.set(key, r)
+
+    def _merge(self, key: str) -> None:
+        self._put(key, self._own[key] if key in self._own else self._from_status.get(key))
 
     def _book_later(self, key: str, later: tuple[Reservation, ...]) -> None:
         for i in range(len(self._later.get(key, ())) - len(later)):
-            self._bookings.pop(f"{key}{SEGMENT_SEP}{len(later) + i + 1}", None)
+            self._put(f"{key}{SEGMENT_SEP}{len(later) + i + 1}", None)
         for i, r in enumerate(later):
-            self._bookings[f"{key}{SEGMENT_SEP}{i + 1}"] = r
+            self._put(f"{key}{SEGMENT_SEP}{i + 1}", r)
         if later:
             self._later[key] = later
         else:
@@ -201,8 +207,12 @@ class CapacityLedger:
         return self._bookings
 
     def view(self, key: str, now: datetime) -> LedgerView:
+        foreign = self.foreign(now)
+        later = len(self._later.get(key, ()))
+        own = [key, *(f"{key}{SEGMENT_SEP}{i + 1}" for i in range(later))]
         return LedgerView(
-            bookings=_Others(self._bookings, key, self.foreign(now), len(self._later.get(key, ()))),
+            bookings=_Others(self._bookings, key, foreign, later),
+            columns=self._columns.without(own).plus(list(foreign.values())),
             movable=_Movable(self.movable, key, self.pending),
             pending_move=self.pending.get(key),
             in_burst=self.burst.in_burst(),

@@ -15,6 +15,7 @@ from green_operator.api.manifests import ANN_TEMPLATE_HASH
 from green_operator.api.spec import SpecProblem, TrainingJobSpec
 from green_operator.carbon.provider import ForecastResult
 from green_operator.planner import Decision, JobRequest, PlannerSettings, RegionForecast, RepairMemo, Reservation
+from green_operator.planner.columns import ReservationColumns
 from green_operator.regions import RegionConfig
 from green_operator.times import parse_rfc3339
 
@@ -220,6 +221,8 @@ class LedgerView:
     """Every other job's GPUs (and other pods' per region), by key, this job's own excluded."""
     movable: Mapping[str, MovableJob]
     """Other deferred jobs that may be moved aside (none with a pending move)."""
+    columns: ReservationColumns | None = None
+    """The same as columns, for the planner to read in numpy; None: build them from `bookings`."""
     pending_move: PendingMove | None = None
     in_burst: bool = False
     may_rescue: bool = True

@@ -21,6 +21,7 @@ from green_operator.api.spec import SpecProblem, TrainingJobSpec, parse_spec
 from green_operator.api.status import decision_from_status
 from green_operator.carbon.provider import ForecastResult
 from green_operator.planner import Decision, JobRequest, Reservation, plan, plan_with_preemption
+from green_operator.planner.columns import ReservationColumns
 from green_operator.times import parse_rfc3339
 
 from . import transitions as tr
@@ -197,20 +198,25 @@ def _decide(o: Observed, spec: TrainingJobSpec, previous: Decision | None, *, pr
     views = [o.forecasts[r].forecast for r in sorted(o.forecasts)]
     # Jobs due within the current slot are about to be released: not worth moving.
     movable = {k: m for k, m in o.ledger.movable.items() if m.decision.start > o.now + settings.slot} if preempt else {}
-    others = [
-        r if r.end > o.now else Reservation(r.region, r.start, o.now + settings.slot, r.gpus)
-        for k, r in o.ledger.bookings.items()
-        if k not in movable
-    ]
     request = spec.request(o.now, previous)
     acts: list[Action] = []
     if movable:
+        others = [
+            r if r.end > o.now else Reservation(r.region, r.start, o.now + settings.slot, r.gpus)
+            for k, r in o.ledger.bookings.items()
+            if k not in movable
+        ]
         requests = [_with_previous(m) for m in movable.values()]
         outcome = plan_with_preemption([request], requests, views, others, o.now, settings, o.ledger.memo)
         decision = outcome.decisions[0]
         acts += [MoveAside(d, movable[d.key].decision, movable[d.key].request.gpus) for d in outcome.moved]
     else:
-        decision = plan([request], [v for v in views if v.region in spec.regions], others, o.now, settings)[0]
+        # Every other booking as columns (a burst's first decisions read a thousand of them).
+        columns = o.ledger.columns
+        if columns is None:
+            columns = ReservationColumns.of(o.ledger.bookings.values())
+        fixed = columns.held_until(o.now, o.now + settings.slot)
+        decision = plan([request], [v for v in views if v.region in spec.regions], fixed, o.now, settings)[0]
     waits = decision.start > o.now + settings.slot
     booking = Reservation(decision.region, decision.start, decision.end, spec.gpus)
     # Others see this job at its new plan at once, movable while it waits.

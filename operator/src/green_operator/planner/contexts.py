@@ -3,6 +3,7 @@ which slot and until which deadline."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -18,7 +19,8 @@ from .power_profiles import PowerProfile, power_profile
 
 
 class Contexts:
-    """Builds the ``JobContext`` of each job, caching power profiles and options per GPU model."""
+    """Builds the ``JobContext`` of each job; power profiles and options per GPU model are cached
+    across planning calls (the operator makes one per decision, with the same few models)."""
 
     def __init__(
         self, grid: SlotGrid, now: datetime, default_gpu_watts: float, reference_gpu_model: str | None = None
@@ -26,35 +28,21 @@ class Contexts:
         self.grid = grid
         self.now = now
         self.default_gpu_watts = default_gpu_watts
-        reference = power_profile(reference_gpu_model) if reference_gpu_model else None
-        self.reference_speed = reference.relative_speed if reference is not None else None
-        self._profiles: dict[str, PowerProfile | None] = {}
-        self._options: dict[tuple[str, PowerRequest], tuple[PowerOption, ...]] = {}
+        self.reference_gpu_model = reference_gpu_model
 
     def build(self, jobs: Sequence[JobRequest]) -> list[JobContext]:
         return [self.context(i, job) for i, job in enumerate(jobs)]
 
-    def profile(self, model: str) -> PowerProfile | None:
-        if model not in self._profiles:
-            self._profiles[model] = power_profile(model)
-        return self._profiles[model]
+    @staticmethod
+    def profile(model: str) -> PowerProfile | None:
+        return _profile(model)
 
     def options(self, model: str, request: PowerRequest) -> tuple[PowerOption, ...]:
-        key = (model, request)
-        if key not in self._options:
-            options = power_options(self.profile(model), request, self.default_gpu_watts)
-            stretch = self.speed_ratio(model)
-            if stretch != 1.0:
-                options = [replace(o, slowdown=o.slowdown * stretch, limit_slowdown=o.slowdown) for o in options]
-            self._options[key] = tuple(options)
-        return self._options[key]
+        return _options(model, request, self.default_gpu_watts, self.reference_gpu_model)
 
     def speed_ratio(self, model: str) -> float:
         """How much longer a job runs on ``model`` than on the reference model (1.0 when either is unknown)."""
-        profile = self.profile(model)
-        if self.reference_speed is None or profile is None:
-            return 1.0
-        return self.reference_speed / profile.relative_speed
+        return _speed_ratio(model, self.reference_gpu_model)
 
     def context(self, index: int, job: JobRequest) -> JobContext:
         grid = self.grid
@@ -94,6 +82,31 @@ class Contexts:
             groups=groups,
             max_region_capacity=cap,
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _profile(model: str) -> PowerProfile | None:
+    return power_profile(model)
+
+
+@functools.lru_cache(maxsize=64)
+def _speed_ratio(model: str, reference_model: str | None) -> float:
+    reference = _profile(reference_model) if reference_model else None
+    profile = _profile(model)
+    if reference is None or profile is None:
+        return 1.0
+    return reference.relative_speed / profile.relative_speed
+
+
+@functools.lru_cache(maxsize=256)
+def _options(
+    model: str, request: PowerRequest, default_gpu_watts: float, reference_model: str | None
+) -> tuple[PowerOption, ...]:
+    options = power_options(_profile(model), request, default_gpu_watts)
+    stretch = _speed_ratio(model, reference_model)
+    if stretch != 1.0:
+        options = [replace(o, slowdown=o.slowdown * stretch, limit_slowdown=o.slowdown) for o in options]
+    return tuple(options)
 
 
 def _distinct_occupancy(options: tuple[PowerOption, ...], duration: float) -> tuple[PowerOption, ...]:

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 
-from .model import RegionForecast, Reservation
+from .columns import ReservationColumns, Reservations
+from .model import RegionForecast
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -40,7 +41,7 @@ class SlotGrid:
     def __init__(
         self,
         regions: Sequence[RegionForecast],
-        reservations: Sequence[Reservation],
+        reservations: Reservations,
         *,
         slot: timedelta,
         now: datetime,
@@ -97,24 +98,8 @@ class SlotGrid:
         )
         """Per region, the first slot whose intensity is extrapolated past the forecast."""
 
-        usage_end = 0
-        res_rows: list[int] = []
-        res_from: list[int] = []
-        res_to: list[int] = []
-        res_gpus: list[int] = []
-        for rv in reservations:
-            r = self.row.get(rv.region)
-            if r is None or rv.gpus <= 0 or rv.end <= rv.start:
-                continue  # another region's, or empty: irrelevant to this plan
-            a = max(math.floor(self.to_slots(rv.start) + EPS), 0)
-            b = math.ceil(self.to_slots(rv.end) - EPS)
-            if b <= a:
-                continue
-            res_rows.append(r)
-            res_from.append(a)
-            res_to.append(b)
-            res_gpus.append(rv.gpus)
-            usage_end = max(usage_end, b)
+        res_rows, res_from, res_to, res_gpus = self._reservation_slots(reservations)
+        usage_end = int(res_to.max()) if len(res_to) else 0
 
         length = max(min_length, max(forecast_end), horizon_end, usage_end) + 1
         self.length = length
@@ -133,11 +118,21 @@ class SlotGrid:
         self.cum: FloatArray = self._prefix(self.intensity)
 
         diff = np.zeros((n, length + 1), dtype=np.int64)
-        if res_rows:
-            np.add.at(diff, (np.array(res_rows), np.array(res_from)), np.array(res_gpus))
-            np.add.at(diff, (np.array(res_rows), np.array(res_to)), -np.array(res_gpus))
+        np.add.at(diff, (res_rows, res_from), res_gpus)
+        np.add.at(diff, (res_rows, res_to), -res_gpus)
         self.reserved: IntArray = np.cumsum(diff, axis=1)[:, :length]
         self.base_free: IntArray = self.capacity[:, None] - self.reserved
+
+    def _reservation_slots(self, reservations: Reservations) -> tuple[IntArray, IntArray, IntArray, IntArray]:
+        """Row, first slot, end slot and GPUs of each reservation that touches this plan's regions
+        and slots (others' regions, empty ones and those ended before the origin dropped)."""
+        cols = reservations if isinstance(reservations, ReservationColumns) else ReservationColumns.of(reservations)
+        rows = np.array([self.row.get(n, -1) for n in cols.names], dtype=np.int64)[cols.region]
+        origin = self.origin.timestamp()
+        a = np.maximum(np.floor((cols.start - origin) / self.slot_seconds + EPS), 0).astype(np.int64)
+        b = np.ceil((cols.end - origin) / self.slot_seconds - EPS).astype(np.int64)
+        keep = (rows >= 0) & (cols.gpus > 0) & (cols.end > cols.start) & (b > a)
+        return rows[keep], a[keep], b[keep], cols.gpus[keep]
 
     def _prefix(self, intensity: FloatArray) -> FloatArray:
         cum = np.zeros((intensity.shape[0], intensity.shape[1] + 1), dtype=np.float64)

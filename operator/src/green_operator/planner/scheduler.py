@@ -42,11 +42,12 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from .columns import Reservations
 from .contexts import Contexts, validate
 from .decisions import decision
 from .grid import EPS, FloatArray, IntArray, SlotGrid, require_utc
 from .improve import Finder, cheaper_windows, improve, relocate, repair
-from .model import Decision, JobRequest, PlannerSettings, RegionForecast, Reservation
+from .model import Decision, JobRequest, PlannerSettings, RegionForecast
 from .placement import (
     FreeGpus,
     JobContext,
@@ -98,7 +99,7 @@ class Planner:
         self,
         jobs: Sequence[JobRequest],
         regions: Sequence[RegionForecast],
-        reservations: Sequence[Reservation],
+        reservations: Reservations,
         now: datetime,
         settings: PlannerSettings,
     ) -> None:
@@ -353,8 +354,8 @@ class Planner:
         aside), then single moves again. By default only for batches of up to ``_BIG_BATCH``."""
         if budget is None:
             budget = _RELOCATE_JOBS if len(self.jobs) <= _BIG_BATCH else 0
-        if budget <= 0:
-            return s
+        if budget <= 0 or not any(s.meets(i) for i in range(len(self.jobs))):
+            return s  # (only jobs on time relocate)
         find = self.finder(None)
         ideal = self.ideal()
         gain = [s.placement(i).grams - ideal[i] if s.meets(i) else 0.0 for i in range(len(self.jobs))]
@@ -392,16 +393,17 @@ class Planner:
         found no room first, the greedy under congestion prices and the greedy that serves the
         jobs with most to lose first; each polished (for big batches only the best one or two),
         the winner then relocating the jobs with most to gain."""
+        plain = self.greedy(self.slack_order)
         if len(self.jobs) == 1:
-            # One job: the greedy is the whole search. It keeps the previous plan unless the best
-            # beats it by the hysteresis, as keeping it would; polishing finds that same best; no
-            # other job in the call can move aside (most of the operator's calls: each re-plan).
-            return self.greedy(self.slack_order)
+            # Alone among fixed reservations, the greedy's placement is the job's best (its previous
+            # plan weighed with the hysteresis; the earliest start when late): with no other job in
+            # the batch, keeping, repairing, polishing and relocating have nothing to trade (a
+            # property test checks it, late jobs included).
+            return plain
         raw: list[tuple[Schedule, FloatArray | None]] = []
         kept = self.keep()
         if kept is not None:
             raw.append((kept, None))
-        plain = self.greedy(self.slack_order)
         raw.append((plain, None))
         stuck = frozenset(i for i in range(len(self.jobs)) if self._risk(plain, i) is Risk.NO_CAPACITY)
         if stuck:
@@ -470,7 +472,7 @@ class Planner:
 def plan(
     jobs: Sequence[JobRequest],
     regions: Sequence[RegionForecast],
-    reservations: Sequence[Reservation],
+    reservations: Reservations,
     now: datetime,
     settings: PlannerSettings,
 ) -> list[Decision]:
