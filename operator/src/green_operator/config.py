@@ -155,7 +155,9 @@ class PlannerSchema(Schema):
     joint_replan_max_moves: Annotated[
         int | None, Field(ge=0), Hint("must be a whole number >= 0, e.g. 100", inline=True, got=False)
     ] = Field(
-        None, alias="jointReplanMaxMoves", description="deferred jobs one joint re-plan may move (unset or 0: no joint re-plan; e.g. 100)"
+        None,
+        alias="jointReplanMaxMoves",
+        description="deferred jobs one joint re-plan may move (unset or 0: no joint re-plan; e.g. 100)",
     )
     reference_gpu_model: Annotated[str | None, Hint("must be a GPU model such as H100", inline=True)] = Field(
         None, alias="referenceGpuModel", description="the GPU that jobs' estimatedDuration is given for"
