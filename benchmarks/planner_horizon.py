@@ -12,9 +12,10 @@ Arms, exact forecasts (no error), GPUs to spare, re-planned every ``--replan`` (
 - ``48h+x``: the same 48-hour forecast, extended by extrapolation as far as the longest window;
 - ``full``: forecasts over the whole window (the horizon as long as the longest window).
 
-Prints the savings against the carbon-blind baseline and the points each arm loses against ``full``.
+Prints the savings against the carbon-blind baseline and the points each arm loses against ``full``;
+``--breakdown`` splits those points by job duration, ``--hysteresis`` sets the planner's.
 
-    nice .venv/bin/python benchmarks/planner_horizon.py [--months 12] [--scenario long]
+    nice .venv/bin/python benchmarks/planner_horizon.py [--months 12] [--scenario long] [--breakdown]
 """
 
 from __future__ import annotations
@@ -64,11 +65,19 @@ def main() -> None:
     ap.add_argument("--countries", default="DE,GB,FR")
     ap.add_argument("--replan", type=float, default=60.0, help="re-plan interval, minutes")
     ap.add_argument("--arms", default="48h,48h+x,full")
+    ap.add_argument("--hysteresis", type=float, default=PlannerSettings.hysteresis_fraction)
+    ap.add_argument("--breakdown", action="store_true", help="points lost against full, by job duration")
     args = ap.parse_args()
     days = min(round(args.months * 30.5), 365 - 10)
-    base = PlannerSettings(slot=timedelta(minutes=30), horizon=timedelta(hours=48), reserve_fraction=0.0)
+    base = PlannerSettings(
+        slot=timedelta(minutes=30),
+        horizon=timedelta(hours=48),
+        reserve_fraction=0.0,
+        hysteresis_fraction=args.hysteresis,
+    )
     print(
-        f"scenario {args.scenario}: {args.per_day} jobs a workday over {days} days; re-plan every {args.replan:g} min"
+        f"scenario {args.scenario}: {args.per_day} jobs a workday over {days} days; re-plan every {args.replan:g} min;"
+        f" hysteresis {args.hysteresis:.0%}"
     )
     for country in args.countries.split(","):
         trace = load_trace_csv(DATA / TRACES[country], zone=country)
@@ -84,6 +93,8 @@ def main() -> None:
             "full": replace(base, horizon=max(reach, base.horizon)),
         }
         saved: dict[str, float] = {}
+        grams: dict[str, dict[str, float]] = {}
+        baseline: dict[str, float] = {}
         line = []
         for arm in args.arms.split(","):
             t0 = time.perf_counter()
@@ -92,6 +103,8 @@ def main() -> None:
             )
             res = simulate({country: trace}, {country: 100_000}, jobs, sim, oracle=False)
             saved[arm] = res.savings(res.plan_grams)
+            grams[arm] = {r.job_id: r.grams for r in res.plan.records}
+            baseline = {r.job_id: r.grams for r in res.baseline}
             missed = sum(not r.deadline_met for r in res.plan.records)
             line.append(f"{arm} {saved[arm]:.2%} ({missed} late, {time.perf_counter() - t0:.0f} s)")
         loss = ", ".join(
@@ -103,6 +116,21 @@ def main() -> None:
             + (f"; {loss}" if loss else ""),
             flush=True,
         )
+        if args.breakdown and "full" in grams:
+            print_breakdown(jobs, grams, baseline)
+
+
+def print_breakdown(jobs: list[SimJob], grams: dict[str, dict[str, float]], baseline: dict[str, float]) -> None:
+    """Points lost against ``full`` (share of the whole baseline), by job duration."""
+    total = sum(baseline.values())
+    buckets = ((4, 24), (24, 48), (48, 72), (72, 91))
+    for arm in (a for a in grams if a != "full"):
+        parts = []
+        for lo, hi in buckets:
+            ids = [j.id for j in jobs if lo <= j.duration.total_seconds() / 3600 < hi]
+            lost = sum(grams[arm][i] - grams["full"][i] for i in ids) / total
+            parts.append(f"{lo}-{hi - (hi == 91)} h ({len(ids)} jobs) {lost:+.2%}")
+        print(f"  {arm} loses, by duration: " + ", ".join(parts), flush=True)
 
 
 if __name__ == "__main__":

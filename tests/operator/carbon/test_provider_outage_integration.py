@@ -180,7 +180,14 @@ def test_operator_rides_out_a_provider_outage(tmp_path: Path, namespace: str, cr
             return c if c and c["status"] == "True" else None
 
         wait_for(recovered, timeout=40, message="live data again after the provider came back")
-        assert sample(metrics(mport), "greentraining_provider_fallback_active", region=REGION, source="live") == 1.0
+        text = metrics(mport)
+        assert sample(text, "greentraining_provider_fallback_active", region=REGION, source="live") == 1.0
+        # Forecast vs later actual: the live forecasts of slots now past were scored against the
+        # provider's history; this fake forecasts exactly what it later reports, so the error is 0.
+        scored = sample(text, "greentraining_forecast_error_ratio_count", region=REGION, lead="0-1h")
+        assert scored is not None
+        assert scored >= 1
+        assert sample(text, "greentraining_forecast_error_ratio_sum", region=REGION, lead="0-1h") == 0.0
 
         # The deadlines held throughout.
         for name in ("before", "during"):

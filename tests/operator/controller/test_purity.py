@@ -20,6 +20,7 @@ PURE = (
     "green_operator.planner.segments",
     "green_operator.planner.joint",
     "green_operator.planner.extrapolate",
+    "green_operator.controller.forecast_error",
     "green_operator.controller.joint",
     "green_operator.api.interruption",
     "green_operator.accounting.segments",

@@ -6,7 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from green_operator.planner import JobRequest, PlannerSettings, PowerPolicy, PowerRequest, RegionForecast, plan
+from green_operator.planner import (
+    Decision,
+    JobRequest,
+    PlannerSettings,
+    PowerPolicy,
+    PowerRequest,
+    RegionForecast,
+    plan,
+)
 from green_operator.planner.extrapolate import extrapolate
 
 HOUR = timedelta(hours=1)
@@ -56,3 +64,59 @@ def test_a_plan_on_extrapolated_hours_says_so() -> None:
     within = plan([job], [region], [], t0, PlannerSettings(horizon=timedelta(hours=12), reserve_fraction=0))[0]
     assert within.start < t0 + timedelta(hours=12)
     assert within.extrapolated == timedelta(0)
+
+
+MONDAY = datetime(2024, 3, 4, tzinfo=UTC)
+
+
+def test_weekdays_and_weekends_get_profiles_of_their_own() -> None:
+    # Two weeks from a Monday: 300 on weekdays, 100 at weekends; then a week past the forecast.
+    week = [300.0] * 24 * 5 + [100.0] * 24 * 2
+    out = extrapolate(week * 2, HOUR, 24 * 7, start=MONDAY)
+    assert out[: 24 * 5] == pytest.approx([300.0] * 24 * 5)
+    assert out[24 * 5 :] == pytest.approx([100.0] * 24 * 2)
+    alike = extrapolate(week * 2, HOUR, 24 * 7)  # no dates: every day alike
+    assert max(alike[24 * 5 :]) > 200
+
+
+def test_a_day_type_missing_from_the_history_takes_every_days_profile() -> None:
+    out = extrapolate(DAY_SHAPE * 5, HOUR, 24 * 2, start=MONDAY)  # Monday to Friday only
+    assert out == pytest.approx(DAY_SHAPE * 2)
+
+
+def test_day_types_follow_the_start_time() -> None:
+    # From Wednesday 12:00: each value is 300 on a weekday, 100 at a weekend (UTC), by its own time.
+    start = MONDAY + timedelta(days=2, hours=12)
+
+    def truth(i: int) -> float:
+        return 100.0 if (start + i * HOUR).weekday() >= 5 else 300.0
+
+    out = extrapolate([truth(i) for i in range(24 * 14)], HOUR, 24 * 7, start=start)
+    assert out == pytest.approx([truth(24 * 14 + i) for i in range(24 * 7)])
+
+
+def _previous(start: datetime, extrapolated: timedelta) -> Decision:
+    d = timedelta(hours=2)
+    return Decision("j", "a", start, None, d, 1.0, 100.0, "a", start, 1.0, 100.0, False, "", extrapolated)
+
+
+@pytest.mark.parametrize(("extrapolated", "moves"), [(timedelta(0), False), (timedelta(hours=2), True)])
+def test_a_plan_made_on_extrapolated_hours_is_not_held_by_the_hysteresis(extrapolated: timedelta, moves: bool) -> None:
+    # The previous plan (01:00-03:00) is now forecast at 100; 04:00-06:00 at 98: 2 % better, under
+    # the 5 % hysteresis. A plan made on forecasts stays; one made on extrapolated hours moves.
+    values = [100.0] * 16 + [98.0] * 8 + [100.0] * 24
+    region = RegionForecast("a", 8, "", MONDAY, values)
+    settings = PlannerSettings(horizon=timedelta(hours=12), reserve_fraction=0, hysteresis_fraction=0.05)
+    previous = _previous(MONDAY + HOUR, extrapolated)
+    job = JobRequest(
+        "j",
+        1,
+        timedelta(hours=2),
+        MONDAY,
+        MONDAY + timedelta(hours=10),
+        ("a",),
+        PowerRequest(PowerPolicy.NONE),
+        previous,
+    )
+    d = plan([job], [region], [], MONDAY, settings)[0]
+    assert d.start == (MONDAY + 4 * HOUR if moves else MONDAY + HOUR)

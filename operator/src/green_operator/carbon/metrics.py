@@ -6,11 +6,12 @@ import math
 import threading
 from collections.abc import Iterable
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from .provider import DataSource, ErrorReason
 
 OUTCOMES = ("success", "error", "rate_limited", "timeout")
+FORECAST_ERROR_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0)
 
 
 def outcome_for(reason: str) -> str:
@@ -33,6 +34,10 @@ class CarbonMetrics:
       its answer is that trace (replayed data does not age).
     - ``greentraining_provider_fallback_active{region,source}``: 1 for the source of the last answer
       (its worst part: live < cached < trace < static), 0 for the others.
+    - ``greentraining_forecast_error_ratio{region,lead}``: how far a live forecast was off,
+      ``|forecast - actual| / actual`` per planner slot, once the provider's history covers it,
+      by lead time (``controller.forecast_error.LEAD_LABELS``); ``_sum / _count`` is the mean
+      absolute percentage error as a fraction.
     """
 
     _default: CarbonMetrics | None = None
@@ -63,6 +68,13 @@ class CarbonMetrics:
             ["region", "source"],
             registry=registry,
         )
+        self.forecast_error = Histogram(
+            "greentraining_forecast_error_ratio",
+            "How far live forecasts were off: |forecast - actual| / actual per slot, by region and lead time.",
+            ["region", "lead"],
+            buckets=FORECAST_ERROR_BUCKETS,
+            registry=registry,
+        )
 
     @classmethod
     def default(cls) -> CarbonMetrics:
@@ -83,6 +95,16 @@ class CarbonMetrics:
             self.data_age.labels(region).set(math.inf)
             for s in DataSource:
                 self.fallback_active.labels(region, s.value).set(0)
+
+    def declare_forecast_error(self, regions: Iterable[str], leads: Iterable[str]) -> None:
+        """The error histograms of the live regions, at zero until their first scored slot."""
+        leads = tuple(leads)
+        for region in regions:
+            for lead in leads:
+                self.forecast_error.labels(region, lead)
+
+    def forecast_error_observed(self, region: str, lead: str, ratio: float) -> None:
+        self.forecast_error.labels(region, lead).observe(ratio)
 
     def request(self, provider: str, *, reason: str | None = None) -> None:
         if reason is None:

@@ -117,6 +117,14 @@ class CarbonService:
         self._last_live: dict[str, datetime] = {}
         self._metrics.declare(self._providers, self._regions)
 
+    @property
+    def metrics(self) -> CarbonMetrics:
+        return self._metrics
+
+    def live_regions(self) -> list[str]:
+        """Regions configured on a live provider (not a trace file, not static factors only)."""
+        return [r for r, rc in self._regions.items() if self._configured(rc) is DataSource.LIVE]
+
     @classmethod
     def from_config(
         cls,

@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+from green_operator.cli import lean_imports
 from green_operator.config import ConfigError, OperatorConfig, load_config
 
 
@@ -81,6 +82,8 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     # kopf imports the synchronous `kubernetes` client, when installed, only to recognise its
     # models (34 MiB resident); this process never uses it, and logs kopf in itself (handlers.login).
     sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+    # Nor does it use kubernetes_asyncio's 800 models (36 MiB): imported only when named.
+    lean_imports.install()
     import kopf
     from prometheus_client import start_http_server
 

@@ -21,7 +21,8 @@ How it works:
    plan was on time), then least emissions wins; then the jobs with most to gain may take places
    others hold, those moving aside.
 4. A job that was planned before keeps its plan unless a move beats it by more than
-   ``hysteresis_fraction`` (and the old plan still fits and meets the deadline).
+   ``hysteresis_fraction`` (and the old plan still fits and meets the deadline); for a plan whose
+   run lay partly on extrapolated intensity, only the share on forecasts is protected.
 5. A job with no placement that meets its deadline starts as early as capacity allows, at its
    fastest limit, flagged ``deadline_at_risk``.
 6. The carbon-blind baseline (start as soon as possible in the first allowed region with room,
@@ -267,7 +268,16 @@ class Planner:
 
     def threshold(self, i: int, current: Placement) -> float:
         """How much better a move must be: the hysteresis for a job still on its previous plan."""
-        return self.settings.hysteresis_fraction if self.is_previous(i, current) else 0.0
+        return self.hysteresis(i) if self.is_previous(i, current) else 0.0
+
+    def hysteresis(self, i: int) -> float:
+        """The hysteresis protects a plan made on forecasts; the share of the previous plan's run
+        that lay on extrapolated intensity (a guess, now better known) is not protected."""
+        h = self.settings.hysteresis_fraction
+        prev = self.jobs[i].previous
+        if prev is None or prev.extrapolated <= timedelta(0) or prev.expected_duration <= timedelta(0):
+            return h
+        return h * max(0.0, 1.0 - prev.extrapolated / prev.expected_duration)
 
     # -- schedules -------------------------------------------------------------------------------
 
@@ -283,14 +293,13 @@ class Planner:
         stays unless the best beats it by more than the hysteresis. Raises ``BudgetSpentError`` past
         ``until`` (``time.perf_counter``)."""
         s = self.new_schedule()
-        h = self.settings.hysteresis_fraction
         find = self.finder(prices)
         for i in order:
             if until < math.inf and time.perf_counter() > until:
                 raise BudgetSpentError
             p = find(s, i)
             prev = self.previous_placement(i, s)
-            if prev is not None and (p is None or p.grams >= prev.grams * (1 - h)):
+            if prev is not None and (p is None or p.grams >= prev.grams * (1 - self.hysteresis(i))):
                 same = p is not None and (p.row, p.start_time, p.option) == (prev.row, prev.start_time, prev.option)
                 s.kept[i] = not same
                 p = prev

@@ -71,7 +71,7 @@ from green_operator.controller.observed import (
 )
 from green_operator.controller.reconcile import needs, reconcile
 from green_operator.planner import PowerRequest, RegionForecast
-from green_operator.planner.extrapolate import extrapolate
+from green_operator.planner.extrapolate import HISTORY_DAYS, extrapolate
 from green_operator.planner.grid import EPS
 from green_operator.planner.joint import joint_replan
 from green_operator.regions import RegionConfig
@@ -525,9 +525,10 @@ class OperatorSimulation:
             forecast = values[row].tolist()
             view = RegionForecast(r, w.capacity[r], w.gpu_model, start, forecast)
             if self.extra_slots > 0 and forecast:
-                # Past the forecast: the region's last week of actual intensity and the forecast.
-                history = w.truth[row, max(0, k - 7 * self._day_slots) : k].tolist()
-                tail = extrapolate(history + forecast, self.slot, self.extra_slots)
+                # Past the forecast: the region's last two weeks of actual intensity and the forecast.
+                history = w.truth[row, max(0, k - HISTORY_DAYS * self._day_slots) : k].tolist()
+                first = start - len(history) * self.slot
+                tail = extrapolate(history + forecast, self.slot, self.extra_slots, start=first)
                 view = RegionForecast(r, w.capacity[r], w.gpu_model, start, forecast + tail, len(forecast))
             data[r] = RegionData(view, result)
         self._forecast_slot, self._forecast_data = k, data
