@@ -35,9 +35,11 @@ def test_planner_reserve_is_configurable() -> None:
 
 def test_joint_replan_and_extrapolation_are_configurable() -> None:
     default = parse_config({"regions": [{"name": "r1"}]})
-    assert default.joint is not None
-    assert default.joint.budget == timedelta(seconds=3)
+    assert default.joint is None  # off unless jointReplanMaxMoves is set
     assert default.planner.extrapolation == timedelta(0)
+    on = parse_config({"regions": [{"name": "r1"}], "planner": {"jointReplanMaxMoves": 100}})
+    assert on.joint is not None
+    assert (on.joint.budget, on.joint.max_moves) == (timedelta(seconds=3), 100)
     doc = {"jointReplanBudget": "5s", "jointReplanMaxMoves": 7, "extrapolation": "48h"}
     cfg = parse_config({"regions": [{"name": "r1"}], "planner": doc})
     assert cfg.joint is not None

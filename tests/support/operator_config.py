@@ -44,6 +44,7 @@ def make_config(
     live_regions: dict[str, dict[str, Any]] | None = None,
     carbon: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    planner: dict[str, Any] | None = None,
 ) -> Path:
     """Operator config: every region reads its trace (shift none); `live_regions` overrides a region's
     carbon block (e.g. a live provider at an unreachable URL with the trace as fallback)."""
@@ -68,6 +69,7 @@ def make_config(
             "horizon": f"{int(horizon.total_seconds())}s",
             "replanInterval": f"{int(replan.total_seconds())}s",
             "forecastRefresh": "1s",
+            **(planner or {}),
         },
     }
     doc.update(extra or {})

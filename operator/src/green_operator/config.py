@@ -77,8 +77,10 @@ class OperatorConfig:
     multikueue: MultiKueueSettings = field(default_factory=MultiKueueSettings)
     workers: tuple[WorkerConfig, ...] = ()
     """The worker clusters, one region each."""
-    joint: JointSettings | None = field(default_factory=JointSettings)
-    """The periodic joint re-plan of all deferred jobs (every replan_interval); None: off."""
+    joint: JointSettings | None = None
+    """The periodic joint re-plan of all deferred jobs (every replan_interval); None: off, the
+    default (docs/design/planner-joint.md: under tight capacity it cost late jobs on every paired
+    workload measured)."""
     source: str = field(default="<defaults>", compare=False)
 
     def region(self, name: str) -> RegionConfig | None:
@@ -153,7 +155,9 @@ class PlannerSchema(Schema):
     joint_replan_max_moves: Annotated[
         int | None, Field(ge=0), Hint("must be a whole number >= 0, e.g. 100", inline=True, got=False)
     ] = Field(
-        None, alias="jointReplanMaxMoves", description="deferred jobs one joint re-plan may move (0: no joint re-plan)"
+        None,
+        alias="jointReplanMaxMoves",
+        description="deferred jobs one joint re-plan may move (unset or 0: no joint re-plan; e.g. 100)",
     )
     reference_gpu_model: Annotated[str | None, Hint("must be a GPU model such as H100", inline=True)] = Field(
         None, alias="referenceGpuModel", description="the GPU that jobs' estimatedDuration is given for"
@@ -336,7 +340,7 @@ def _planner(v: PlannerSchema) -> tuple[PlannerSettings, timedelta, timedelta]:
 
 def _joint(v: PlannerSchema) -> JointSettings | None:
     d = JointSettings()
-    moves = d.max_moves if v.joint_replan_max_moves is None else v.joint_replan_max_moves
+    moves = v.joint_replan_max_moves or 0  # off unless set (e.g. 100)
     if moves == 0:
         return None
     return JointSettings(budget=_dur(v.joint_replan_budget, d.budget), max_moves=moves)

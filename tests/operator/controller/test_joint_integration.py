@@ -41,7 +41,14 @@ def test_deferred_jobs_competing_for_a_clean_window_are_replanned_jointly(
 ) -> None:
     now = slot_floor(datetime.now(UTC), SLOT)  # windows on the planner's slot grid
     at = lambda s: rfc3339(now + timedelta(seconds=s))  # noqa: E731
-    config = make_config(tmp_path, traces(now), slot=SLOT, horizon=timedelta(minutes=10), replan=timedelta(seconds=5))
+    config = make_config(
+        tmp_path,
+        traces(now),
+        slot=SLOT,
+        horizon=timedelta(minutes=10),
+        replan=timedelta(seconds=5),
+        planner={"jointReplanMaxMoves": 100},  # off by default
+    )
     first = operator_factory(config, "first")
     # Two flexible jobs fill the clean window (16 GPUs) first.
     for name in ("flex-a", "flex-b"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -20,6 +22,7 @@ from green_operator.planner import (
     plan,
 )
 from green_operator.planner.joint import OUTCOMES, joint_replan
+from green_operator.planner.scheduler import BudgetSpentError, Planner
 
 T0 = datetime(2024, 3, 4, 0, 0, tzinfo=UTC)
 SETTINGS = PlannerSettings(reserve_fraction=0.0)
@@ -120,3 +123,30 @@ def test_nothing_to_replan() -> None:
 def test_bad_arguments_name_the_field(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(ValueError, match=field):
         joint_replan(sequential(), [REGION], [], T0, SETTINGS, **kwargs)  # type: ignore[arg-type]
+
+
+def test_the_solver_prints_nothing() -> None:
+    """HiGHS's Python wrapper prints a banner to stdout as it is built; the operator's stdout is
+    its log, so the joint re-plan builds a silent instance. A fresh process: the banner comes once."""
+    test = "test_moves_the_flexible_job_to_make_room_for_the_urgent_one"
+    code = f"import runpy; runpy.run_path({__file__!r})[{test!r}]()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+
+
+def test_a_spent_budget_leaves_the_plans_as_they_are() -> None:
+    jobs = sequential()
+    result = joint_replan(jobs, [REGION], [], T0, SETTINGS, budget_s=1e-9)
+    assert (result.outcome, result.moved) == ("timeout", [])
+
+
+def test_the_steps_after_the_solver_stop_at_the_clock() -> None:
+    jobs = sequential()
+    planner = Planner(jobs, [REGION], [], T0, SETTINGS)
+    with pytest.raises(BudgetSpentError):
+        planner.greedy(planner.slack_order, None, until=0.0)
+    s = planner.greedy(planner.slack_order)
+    before = list(s.placements)
+    planner.polish(s, [True, True], None, until=0.0)
+    assert s.placements == before

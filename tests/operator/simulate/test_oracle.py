@@ -93,3 +93,29 @@ def test_oracle_finds_the_enumerated_optimum(capacity: dict[str, int]) -> None:
     assert result.late == 0
     # The online plan can only be as good, never better.
     assert sum(r.grams for r in seed) >= optimum * (1 - 1e-9)
+
+
+CLASH = [
+    SimJob("p", T0, timedelta(hours=2), 2, T0 + timedelta(hours=2), ("a",)),
+    SimJob("q", T0, timedelta(hours=2), 2, T0 + timedelta(hours=2), ("a",)),
+    SimJob("r", T0, timedelta(hours=1), 1, T0 + timedelta(hours=8), ("a", "b")),
+]
+"""Two jobs that must both start at once where only one fits: one of them is late."""
+
+
+def test_a_bound_that_allows_the_plans_late_jobs_holds_for_the_plan() -> None:
+    world = _world({"a": 2, "b": 1})
+    seed = run_operator(world, CLASH, SETTINGS, ForecastModel(world, 0.0, 0)).records
+    late = [k for k, r in enumerate(seed) if not r.deadline_met]
+    assert len(late) == 1
+    plain = solve_oracle(world, CLASH, SETTINGS.power, 300.0, seed, time_limit_s=30)
+    assert (plain.late, plain.lower_bound) == (1, None)  # a penalised bound says nothing on emissions
+    mine = solve_oracle(world, CLASH, SETTINGS.power, 300.0, seed, time_limit_s=30, may_be_late=late, integer=False)
+    anyone = solve_oracle(world, CLASH, SETTINGS.power, 300.0, seed, time_limit_s=30, may_be_late=range(3))
+    assert mine.lower_bound is not None
+    assert anyone.lower_bound is not None
+    assert mine.records == seed  # the bound alone: no schedule of its own
+    assert mine.lower_bound <= sum(r.grams for r in seed) * (1 + 1e-9)
+    # Fewer jobs allowed late: fewer schedules to bound, so the bound can only rise.
+    assert anyone.lower_bound <= mine.lower_bound * (1 + 1e-9)
+    assert anyone.grams >= anyone.lower_bound * (1 - 1e-9)

@@ -57,6 +57,7 @@ async def once(c: Controller, joint: JointSettings) -> list[str]:
         budget_s=joint.budget.total_seconds(),
         max_moves=joint.max_moves,
         min_gain=joint.min_gain,
+        keep_reserve=joint.keep_reserve,
     )
     capacity = {r.region: r.capacity_gpus for r in regions}
     moved = propose(c.ledger, snap, result.moved, capacity, utcnow(), settings.slot)

@@ -12,6 +12,7 @@ attempt is rolled back exactly (``Schedule.mark`` / ``rollback``).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -206,14 +207,18 @@ def improve(
     threshold: Callable[[int, Placement], float],
     *,
     passes: int,
+    until: float = math.inf,
 ) -> int:
     """Move single on-time jobs to cheaper placements: each job in ``order`` is taken out and put
     back at its best placement when that cuts its emissions by more than ``threshold(i, current)``
-    (a fraction). Late jobs take any on-time placement that opened. Returns the number of moves."""
+    (a fraction). Late jobs take any on-time placement that opened. Stops at ``until``
+    (``time.perf_counter``), the schedule as good as it got. Returns the number of moves."""
     moves = 0
     for _ in range(passes):
         changed = 0
         for i in order:
+            if until < math.inf and time.perf_counter() > until:
+                return moves + changed
             if not s.counted[i]:
                 continue
             was_on_time = s.meets(i)

@@ -16,8 +16,16 @@ The method: a restricted MILP over candidate runs, by column generation (HiGHS t
 4. The MILP over the columns generated, with the rest of the budget. Stability: a move costs
    ``min_gain`` of the job's current emissions, and at most ``max_moves`` jobs move.
    A late incumbent run costs a penalty far above any emissions, so deadlines come first.
-5. Capacity per region and slot: the GPUs the fixed bookings leave, less the reserve for jobs that
-   cannot wait (``PlannerSettings.reserve_fraction``), but never less than the incumbent uses there.
+5. Capacity per region and slot: the GPUs the fixed bookings leave. The reserve for jobs that
+   cannot wait (``PlannerSettings.reserve_fraction``) is left out unless ``keep_reserve``: a job
+   that cannot wait moves deferred jobs aside when it arrives (``plan_with_preemption``), and
+   holding the reserve back here costs clean windows (docs/design/planner-joint.md has the
+   figures). With it, never less than the incumbent uses there.
+
+The budget holds: the column generation stops at half of the optimiser's share, rounding, the
+greedy at the LP's prices and their polish stop at the clock (``until``), the MILP gets the rest
+as its time limit, and the heuristic fallback runs only with half the budget left.
+HiGHS is built silent (``new_highs``): nothing is printed to the operator's stdout.
 
 Outcomes (``JointResult.outcome``): ``optimal`` (the MILP proved its optimum over the columns),
 ``timeout`` (the budget ran out: the best integer solution found is used), ``fallback`` (the solver
@@ -31,6 +39,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +49,7 @@ from .model import Decision, JobRequest, PlannerSettings, RegionForecast, Reserv
 from .placement import FreeGpus, Placement, _candidates, earliest_placement, placement_at
 from .reasons import Risk
 from .schedule import Schedule
-from .scheduler import Planner
+from .scheduler import BudgetSpentError, Planner
 
 OPTIMAL = "optimal"
 IMPROVED = "improved"
@@ -51,7 +60,11 @@ OUTCOMES = (OPTIMAL, IMPROVED, FALLBACK, TIMEOUT)
 _OPTIMISER_SHARE = 0.9
 """Of the budget, what the LP, its roundings and the MILP may take; the heuristic gets the rest."""
 
-_SEED_COLUMNS = 3
+_HEURISTIC_SHARE = 0.5
+"""Of what the column generation leaves, what rounding, the greedy at the LP's prices and their
+polish may take; the MILP gets the rest (and all of it when they finish early)."""
+
+_SEED_COLUMNS = 1
 """Cheapest starts per job, region and limit in the first restricted LP."""
 _MAX_ROUNDS = 30
 _LATE_PENALTY = 3.0
@@ -70,6 +83,9 @@ class JointSettings:
     """A job moves only when that saves more than this fraction of its expected emissions."""
     interval: timedelta | None = None
     """How often; None: every ``replan_interval``, as each deferred job's own re-plan."""
+    keep_reserve: bool = False
+    """Whether deferred jobs stay out of the urgent-job reserve (``reserve_fraction``) here too;
+    see ``joint_replan``."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,7 @@ def joint_replan(
     budget_s: float = 3.0,
     max_moves: int = 100,
     min_gain: float = 0.01,
+    keep_reserve: bool = False,
 ) -> JointResult:
     """Re-plan ``jobs`` (deferred, each with its ``previous`` plan) together around the fixed
     ``reservations``. Returns the decisions of the jobs that move; see the module docstring."""
@@ -139,8 +156,9 @@ def joint_replan(
     # and here every deferred job is placed with all the others in view. Measured on the capture
     # benchmark, the reserve held for a whole deferral costs most of what tight capacity loses.
     # A move must save ``min_gain`` of the job's emissions (the planner's hysteresis, in this call).
+    reserve = settings.reserve_fraction if keep_reserve else 0.0
     planner = Planner(
-        jobs, regions, reservations, now, replace(settings, reserve_fraction=0.0, hysteresis_fraction=min_gain)
+        jobs, regions, reservations, now, replace(settings, reserve_fraction=reserve, hysteresis_fraction=min_gain)
     )
     incumbent = planner.new_schedule()
     # Late jobs keep their previous plans too where they still fit: a re-plan is no reason to move
@@ -163,9 +181,17 @@ def joint_replan(
     else:
         target, outcome = incumbent, failed
     if found is None and failed == FALLBACK:  # on a timeout the budget is spent: plans stay
-        heuristic = _capped(planner, incumbent, planner.search([True] * len(jobs), relocate=False), max_moves)
-        if _rank(planner, heuristic, incumbent) < _rank(planner, target, incumbent):
-            target, outcome = heuristic, failed if found is None else FALLBACK
+        # The heuristic's greedy passes cannot stop midway: its polish stops at the budget's end,
+        # and none runs when less than half of the budget is left (the plans then stay).
+        end = t0 + budget_s
+        if end - time.perf_counter() > budget_s / 2:
+            try:
+                found_h = planner.polish(planner.greedy(planner.slack_order, None, end), [True] * len(jobs), None, end)
+            except BudgetSpentError:
+                found_h = incumbent
+            heuristic = _capped(planner, incumbent, found_h, max_moves)
+            if _rank(planner, heuristic, incumbent) < _rank(planner, target, incumbent):
+                target = heuristic
     moved = [i for i in range(len(jobs)) if _moved(planner, i, target)]
     return JointResult(
         [_decision(planner, target, i) for i in moved],
@@ -285,6 +311,19 @@ def _incumbent_column(planner: Planner, i: int, p: Placement, late_cost: float) 
     return _Column(i, p.row, col, rank, group, p.grams + (0.0 if meets else late_cost), p.occupy_from, p.occupy_to)
 
 
+def new_highs() -> Any:
+    """A silent HiGHS instance. ``highspy.Highs()`` prints its banner to stdout as it is built
+    (its Python wrapper sets up callbacks with logging still on), before any option can be set, so
+    the core class is built directly (the wrapper adds only callbacks and threaded solves, neither
+    used here) and logging is off before anything runs."""
+    import highspy
+
+    h = highspy._Highs()  # type: ignore[attr-defined]  # the stub leaves the core class out
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    return h
+
+
 class _Model:
     """The restricted master: one convexity row per job, one capacity row per (region, slot)."""
 
@@ -326,9 +365,7 @@ class _Model:
         """The last optimal LP solution (columns added since count as 0)."""
         self.duals: FloatArray = np.zeros(0)
         self.seen: set[tuple[int, int, int, int, int]] = set()
-        self.h = highspy.Highs()  # type: ignore[no-untyped-call]
-        self.h.setOptionValue("output_flag", False)
-        self.h.setOptionValue("threads", 1)
+        self.h = new_highs()
         inf = highspy.kHighsInf
         # Rows: jobs (== 1), then capacity (<= cap) per region and slot, then the move cap.
         self.job_row = {i: k for k, i in enumerate(self.jobs)}
@@ -504,9 +541,10 @@ def _rank(planner: Planner, s: Schedule, incumbent: Schedule) -> tuple[int, floa
     return (s.misses, s.grams + moves)
 
 
-def _rounded(planner: Planner, model: _Model, x: FloatArray) -> Schedule:
+def _rounded(planner: Planner, model: _Model, x: FloatArray, until: float) -> Schedule:
     """LP rounding and repair: most certain jobs first (then least slack), each at its likeliest
-    run if that still fits, else at its best place in the room left, else as early as it can."""
+    run if that still fits, else at its best place in the room left, else as early as it can.
+    Raises ``BudgetSpentError`` past ``until``."""
     likeliest: dict[int, tuple[float, int]] = {}
     for k, c in enumerate(model.columns):
         if c.job not in likeliest or x[k] > likeliest[c.job][0]:
@@ -519,6 +557,8 @@ def _rounded(planner: Planner, model: _Model, x: FloatArray) -> Schedule:
         if s.fits(p.row, p.occupy_from, p.occupy_to, planner.contexts[i].gpus):
             s.place(i, p)
             continue
+        if time.perf_counter() > until:
+            raise BudgetSpentError
         q = find(s, i)
         if q is None:
             planner.place_earliest(s, i)
@@ -555,9 +595,15 @@ def _optimise(
         x = np.zeros(len(model.columns))
         x[: model.x.size] = model.x
         prices = model.prices_cum()
-        candidates.append(planner.polish(planner.greedy(planner.slack_order, prices), movable, prices))
-        if time.perf_counter() < deadline:
-            candidates.append(planner.polish(_rounded(planner, model, x), movable, None))
+        # Each step stops at the clock: the MILP after them gets at least its share of what is left.
+        until = time.perf_counter() + (deadline - time.perf_counter()) * _HEURISTIC_SHARE
+        try:
+            candidates.append(planner.polish(_rounded(planner, model, x, until), movable, None, until))
+            candidates.append(
+                planner.polish(planner.greedy(planner.slack_order, prices, until), movable, prices, until)
+            )
+        except BudgetSpentError:
+            pass
     best = min(candidates, key=lambda c: _rank(planner, c, incumbent))
     proved = False
     if time.perf_counter() < deadline:

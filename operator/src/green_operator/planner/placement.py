@@ -8,9 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from .grid import EPS, FloatArray, IntArray, SlotGrid
 from .power import PowerOption
+
+BoolArray = npt.NDArray[np.bool_]
 
 _REL_TIE = 1e-9
 """Costs this close count as equal, so float noise never beats 'earlier' or 'preferred region'."""
@@ -100,6 +103,7 @@ def best_placement(
     *,
     columns: int | None = None,
     preferred_only: bool = False,
+    fallback: FreeGpus | None = None,
 ) -> Placement | None:
     """The least-emission (region, start, power option) that fits capacity and finishes by the
     deadline, starting inside the forecast horizon. Ties go to the earliest start, then the
@@ -109,8 +113,9 @@ def best_placement(
     emissions when choosing so jobs avoid contended slots; the placement still reports emissions.
     ``columns``: consider only the first this many starts (1: start at the earliest time only).
     ``preferred_only``: consider only the job's first allowed region.
+    ``fallback``: where nothing fits ``free``, the best in these GPUs instead.
     """
-    return _pick(grid, ctx, _candidates(grid, ctx, free, prices, columns, preferred_only))
+    return _pick(grid, ctx, _candidates(grid, ctx, free, prices, columns, preferred_only, fallback))
 
 
 def best_by_region(grid: SlotGrid, ctx: JobContext, free: FreeGpus) -> list[Placement]:
@@ -139,12 +144,15 @@ def _candidates(
     prices: FloatArray | None,
     columns: int | None,
     preferred_only: bool,
+    fallback: FreeGpus | None = None,
 ) -> list[_Candidate]:
     """Per region group and power option: the score (and emissions) of every start in every
-    region, inf where it does not fit or misses the deadline."""
+    region, inf where it does not fit or misses the deadline. When nothing fits ``free`` at all,
+    the same in ``fallback`` (the costs computed once)."""
     s0, off = ctx.s0, ctx.offset
     slot_h = grid.slot_hours
-    found: list[_Candidate] = []
+    # Per group: its rows, window width, and per option what does not depend on the free GPUs.
+    prepared: list[tuple[RegionGroup, int, list[tuple[int, int, int, int, FloatArray, BoolArray, FloatArray]]]] = []
     for group in ctx.groups:
         if preferred_only and not bool(np.any(group.ranks == 0)):
             continue
@@ -171,12 +179,9 @@ def _candidates(
         width = n_max + reach + 1
         if s0 + width > grid.length:
             grid.ensure(s0 + width, [])
-        free.fit(grid)
         rows = group.rows
         inten = grid.intensity[rows, s0 : s0 + width]
         cum = grid.cum[rows, s0 : s0 + width + 1]
-        blocked = np.zeros((len(rows), width + 1), dtype=np.int64)
-        np.cumsum(free.array[rows, s0 : s0 + width] < ctx.gpus, axis=1, out=blocked[:, 1:])
         cols = np.arange(n_max)[None, :]
         pcum = None
         if prices is not None:
@@ -184,29 +189,57 @@ def _candidates(
             if pcum.shape[1] < width + 1:  # the grid grew past the prices: no price beyond them
                 edge = prices[rows, -1:] if pcum.shape[1] == 0 else pcum[:, -1:]
                 pcum = np.concatenate([pcum, np.repeat(edge, width + 1 - pcum.shape[1], axis=1)], axis=1)
+        options = []
         for rank, x, n_opt, occ, occ0, c0_ok in spans:
             opt = group.options[rank]
             n = min(n_opt, n_max)
             full = math.floor(x)
             frac = x - full
             cost = cum[:, full : full + n] - cum[:, :n] + (frac * slot_h) * inten[:, full : full + n]
-            ok = blocked[:, occ : occ + n] == blocked[:, :n]
             if off > 0:
                 y1 = off + x
                 i1 = math.floor(y1)
                 cost[:, 0] = (cum[:, i1] + (y1 - i1) * slot_h * inten[:, i1]) - (cum[:, 0] + off * slot_h * inten[:, 0])
-                ok[:, 0] = blocked[:, occ0] == blocked[:, 0]
+            allowed = cols[:, :n] < limits[:, None]
             if not c0_ok:
-                ok[:, 0] = False
-            ok &= cols[:, :n] < limits[:, None]
+                allowed[:, 0] = False
             if preferred_only:
-                ok &= (group.ranks == 0)[:, None]
-            grams_m = np.where(ok, cost, np.inf) * (ctx.gpus * opt.watts / 1000.0)
-            score = grams_m
+                allowed &= (group.ranks == 0)[:, None]
+            grams = cost * (ctx.gpus * opt.watts / 1000.0)
+            pen = np.zeros_like(grams)
             if pcum is not None:
                 pen = pcum[:, occ : occ + n] - pcum[:, :n]
                 pen[:, 0] = pcum[:, occ0] - pcum[:, 0]
-                score = grams_m + ctx.gpus * pen
+                pen = ctx.gpus * pen
+            options.append((rank, occ, occ0, n, grams, allowed, pen))
+        prepared.append((group, width, options))
+    found = _fitting(ctx, free, grid, prepared, prices is not None)
+    if not found and fallback is not None:
+        found = _fitting(ctx, fallback, grid, prepared, prices is not None)
+    return found
+
+
+def _fitting(
+    ctx: JobContext,
+    free: FreeGpus,
+    grid: SlotGrid,
+    prepared: list[tuple[RegionGroup, int, list[tuple[int, int, int, int, FloatArray, BoolArray, FloatArray]]]],
+    priced: bool,
+) -> list[_Candidate]:
+    """``_candidates``' second half: the starts that fit ``free``."""
+    s0 = ctx.s0
+    found: list[_Candidate] = []
+    free.fit(grid)
+    for group, width, options in prepared:
+        blocked = np.zeros((len(group.rows), width + 1), dtype=np.int64)
+        np.cumsum(free.array[group.rows, s0 : s0 + width] < ctx.gpus, axis=1, out=blocked[:, 1:])
+        for rank, occ, occ0, n, grams, allowed, pen in options:
+            ok = blocked[:, occ : occ + n] == blocked[:, :n]
+            if ctx.offset > 0:
+                ok[:, 0] = blocked[:, occ0] == blocked[:, 0]
+            ok &= allowed
+            grams_m = np.where(ok, grams, np.inf)
+            score = grams_m + pen if priced else grams_m
             best = float(score.min())
             if math.isfinite(best):
                 found.append(_Candidate(best, score, grams_m, group, rank, occ, occ0))

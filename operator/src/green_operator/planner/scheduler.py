@@ -37,6 +37,7 @@ held, and moves deferred jobs aside when the new job would otherwise miss its de
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -77,6 +78,10 @@ _MAX_PRICE_ROUNDS = 40
 _PRICE_WORK = 4_000
 """Subgradient rounds x jobs per call (each costs one best-placement search); batches too big
 for two rounds go unpriced."""
+
+
+class BudgetSpentError(Exception):
+    """A step given a time limit (``until``) ran past it; its partial result is dropped."""
 
 
 def latest_start(job: JobRequest) -> datetime:
@@ -183,14 +188,18 @@ class Planner:
             if self.reserve is None:
                 return best_placement(self.grid, ctx, s.free, prices)
             room = self.room(s)
-            p = best_placement(self.grid, ctx, room, prices)
             # Starting at once in the preferred region may use the reserve: that is what a
             # carbon-blind scheduler does; the reserve absorbs what deferring and moving add.
+            # (Not when the GPUs are not free there at all, nor when the room has them: then the
+            # best placement in the room weighed that start.)
             row, end = self._start_now[i]
-            if not bool(np.all(room.array[row, ctx.s0 : end] >= ctx.gpus)):  # else p weighed it
-                now = best_placement(self.grid, ctx, s.free, prices, columns=1, preferred_only=True)
-                if now is not None and (p is None or self._score(now, ctx, prices) <= self._score(p, ctx, prices)):
-                    p = now
+            free_now = bool(np.all(s.free.array[row, ctx.s0 : end] >= ctx.gpus))
+            if not free_now or bool(np.all(room.array[row, ctx.s0 : end] >= ctx.gpus)):
+                return best_placement(self.grid, ctx, room, prices, fallback=s.free)
+            p = best_placement(self.grid, ctx, room, prices)
+            now = best_placement(self.grid, ctx, s.free, prices, columns=1, preferred_only=True)
+            if now is not None and (p is None or self._score(now, ctx, prices) <= self._score(p, ctx, prices)):
+                p = now
             if p is None:
                 p = best_placement(self.grid, ctx, s.free, prices)
             return p
@@ -279,12 +288,15 @@ class Planner:
             self.place_earliest(s, i)
         return s
 
-    def greedy(self, order: Sequence[int], prices: FloatArray | None = None) -> Schedule:
+    def greedy(self, order: Sequence[int], prices: FloatArray | None = None, until: float = math.inf) -> Schedule:
         """Each job in turn takes its best placement among the GPUs still free; a previous plan
-        stays unless the best beats it by more than the hysteresis."""
+        stays unless the best beats it by more than the hysteresis. Raises ``BudgetSpentError`` past
+        ``until`` (``time.perf_counter``)."""
         s = self.new_schedule()
         find = self.finder(prices)
         for i in order:
+            if until < math.inf and time.perf_counter() > until:
+                raise BudgetSpentError
             p = find(s, i)
             prev = self.previous_placement(i, s)
             if prev is not None and (p is None or p.grams >= prev.grams * (1 - self.hysteresis(i))):
@@ -331,14 +343,19 @@ class Planner:
             else:
                 s.place(i, p)
 
-    def polish(self, s: Schedule, movable: Sequence[bool], prices: FloatArray | None) -> Schedule:
-        """Repair late jobs, then move single jobs to cheaper placements."""
+    def polish(
+        self, s: Schedule, movable: Sequence[bool], prices: FloatArray | None, until: float = math.inf
+    ) -> Schedule:
+        """Repair late jobs, then move single jobs to cheaper placements; stop at ``until``
+        (``time.perf_counter``) with the schedule as good as it got."""
         failed = 0
         for i in [i for i in self.slack_order if s.counted[i] and not s.meets(i)][:_REPAIR_JOBS]:
+            if until < math.inf and time.perf_counter() > until:
+                return s
             failed = 0 if repair(s, i, movable, self.finder(prices)) else failed + 1
             if failed >= _REPAIR_GIVE_UP:
                 break  # far more work than GPUs: the rest will not fit either
-        improve(s, self._by_grams(s), self.finder(None), self.threshold, passes=self._passes)
+        improve(s, self._by_grams(s), self.finder(None), self.threshold, passes=self._passes, until=until)
         return s
 
     def relocate_gainers(self, s: Schedule, movable: Sequence[bool], budget: int | None = None) -> Schedule:

@@ -319,6 +319,7 @@ class OperatorSimulation:
             budget_s=self.joint.budget.total_seconds(),
             max_moves=self.joint.max_moves,
             min_gain=self.joint.min_gain,
+            keep_reserve=self.joint.keep_reserve,
         )
         moved = propose(self.ledger, snap, result.moved, self.world.capacity, now, slot)
         self.joint_counts[result.outcome] += 1

@@ -8,8 +8,17 @@ gives duals, and pricing searches *all* columns of every job for negative reduce
 
 What comes out:
 - ``lower_bound``: the Lagrangian bound ``sum_j min_k (c_k + g_j * sum_occ p) - sum p * C`` at the
-  best prices seen. It holds for every schedule, whatever the column set, so it is a proven lower
-  bound on the optimum (valid when the optimum needs no late start; see ``late``).
+  best prices seen, the minimum over each job's *allowed* columns. It holds for every schedule made
+  of allowed columns, whatever the column set generated, so it is a proven lower bound on their
+  emissions. Which columns are allowed is the question of lateness:
+
+  - ``may_be_late=None`` (the default): every column, late ones at a penalty. The bound is then on
+    emissions plus penalties, so it is reported only when the best schedule needs no late start.
+  - ``may_be_late=L`` (job indices): the jobs in L may start late, at no penalty (up to a day past
+    their latest start, or as late as ``initial`` has them); every other job's late columns are
+    left out of the bound. The bound then holds for the emissions of every schedule whose late
+    jobs are among L: give L as a plan's late jobs and the plan is one of them, so capture against
+    it compares the plan with the best schedule that has the same on-time promises kept (or more).
 - ``schedule``: the best integer schedule HiGHS finds (MILP) over the generated columns: a
   feasible schedule, so an upper bound on the optimum. Without capacity pressure both coincide.
 
@@ -21,7 +30,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,6 +60,9 @@ class _Job:
     duration: float
     n_cols: int
     penalty: float
+    """Added to a late column's cost in the LP and MILP (0 for a job that may be late)."""
+    bound_late: float
+    """Added to a late column in the bound: 0 or the penalty, inf when left out of the bound."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +84,8 @@ class OracleResult:
     grams: float
     """Emissions of the best integer schedule found."""
     lower_bound: float | None
-    """Proven lower bound on the optimum's emissions (None when some start had to be late)."""
+    """Proven lower bound on the optimum's emissions (see the module docstring: with
+    ``may_be_late`` always set; without, None when some start had to be late)."""
     lp_value: float
     columns: int
     iterations: int
@@ -118,8 +131,12 @@ def solve_oracle(
     *,
     time_limit_s: float = 120.0,
     max_iterations: int = 200,
+    may_be_late: Collection[int] | None = None,
+    integer: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> OracleResult:
+    """See the module docstring. ``integer=False`` skips the MILP (the bound alone, much cheaper):
+    the schedule returned is then ``initial``'s."""
     from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
     t_start = time.monotonic()
@@ -130,6 +147,7 @@ def solve_oracle(
     cap = np.array([world.capacity[r] for r in world.regions], dtype=np.float64)
     max_truth = float(world.truth.max())
 
+    late_ok = frozenset(may_be_late or ())
     prepared: list[_Job] = []
     for i, (j, rec) in enumerate(zip(jobs, initial, strict=True)):
         pos = world.to_slots(j.submit_time)
@@ -143,8 +161,11 @@ def solve_oracle(
         last = max(last, math.ceil(world.to_slots(rec.start)))  # the seed schedule's start, however late
         n = max(1, min(last - s0 + 1, world.length - s0 - math.ceil(x_max) - 2))
         penalty = 10.0 * j.gpus * max(o.watts for o in opts) / 1000.0 * x_max * world.slot_hours * max_truth + 1e3
+        bound_late = penalty
+        if may_be_late is not None:
+            penalty, bound_late = (0.0, 0.0) if i in late_ok else (penalty, math.inf)
         rows = tuple(world.row[r] for r in j.regions)
-        prepared.append(_Job(i, j.gpus, rows, opts, s0, off, dl, d, n, penalty))
+        prepared.append(_Job(i, j.gpus, rows, opts, s0, off, dl, d, n, penalty, bound_late))
 
     columns: list[_Column] = []
     seen: dict[tuple[int, int, int, int], int] = {}
@@ -206,19 +227,21 @@ def solve_oracle(
                     idx = np.arange(job.s0, job.s0 + job.n_cols)
                     pen = pp[row, idx + occ] - pp[row, idx]
                     pen[0] = pp[row, job.s0 + occ0] - pp[row, job.s0]
-                    value = cost + np.where(late, job.penalty, 0.0) + job.gpus * pen
+                    priced = cost + job.gpus * pen
+                    value = priced + np.where(late, job.penalty, 0.0)
                     c = int(np.argmin(value))
                     v = float(value[c])
                     if row_best is None or v < row_best[0]:
                         row_best = (v, c, opt_i)
+                    # The bound: the job's allowed columns only (late ones may be left out).
+                    job_best = min(job_best, float((priced + np.where(late, job.bound_late, 0.0)).min()))
                 assert row_best is not None
                 found.append((job, row, row_best[1], row_best[2], row_best[0]))
-                job_best = min(job_best, row_best[0])
             total += job_best
         return total - float((p * cap[:, None]).sum()), found
 
     x_lp = np.zeros(0)
-    while iterations < max_iterations and time.monotonic() - t_start < 0.6 * time_limit_s:
+    while iterations < max_iterations and time.monotonic() - t_start < (0.6 if integer else 1.0) * time_limit_s:
         iterations += 1
         c, a_eq, a_ub = _matrices(columns, prepared, world.length, len(world.regions))
         res = linprog(
@@ -254,6 +277,19 @@ def solve_oracle(
             converged = True
             break
 
+    if not integer:
+        return OracleResult(
+            records=list(initial),
+            grams=sum(r.grams for r in initial),
+            # Without ``may_be_late`` the bound holds for on-time schedules (they pay no penalty).
+            lower_bound=best_bound if may_be_late is not None or all(r.deadline_met for r in initial) else None,
+            lp_value=lp_value,
+            columns=len(columns),
+            iterations=iterations,
+            converged=converged,
+            late=sum(not r.deadline_met for r in initial),
+            seconds=time.monotonic() - t_start,
+        )
     # The planner's own search with perfect knowledge, steered by the LP's prices: good integer
     # schedules that the MILP starts from (and that keep "best found" honest against the plan).
     heuristic = [
@@ -305,7 +341,7 @@ def solve_oracle(
     return OracleResult(
         records=done,
         grams=sum(r.grams for r in done),
-        lower_bound=best_bound if late == 0 else None,
+        lower_bound=best_bound if late == 0 or may_be_late is not None else None,
         lp_value=lp_value,
         columns=len(columns),
         iterations=iterations,
