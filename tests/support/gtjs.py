@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes import client
 
 from green_operator.planner.grid import slot_floor
+from harness.waiting import wait_for
 from tests.support.operator_config import TraceGrid
 
 GROUP, VERSION, PLURAL = "greentraining.io", "v1alpha1", "greentrainingjobs"
@@ -119,3 +120,14 @@ def children_by_owner(namespace: str) -> dict[str, list[str]]:
         for ref in job.metadata.owner_references or []:
             out.setdefault(ref.name, []).append(job.metadata.name)
     return out
+
+
+def children_once_created(namespace: str, names: list[str], timeout: float = 60) -> dict[str, list[str]]:
+    """`children_by_owner`, once each of `names` has a child: in a burst, deferred jobs' suspended
+    children are created after the burst's first decisions."""
+    wait_for(
+        lambda: set(names) <= children_by_owner(namespace).keys(),
+        timeout=timeout,
+        message=lambda: f"a child for each job; none for {sorted(set(names) - children_by_owner(namespace).keys())}",
+    )
+    return children_by_owner(namespace)

@@ -10,7 +10,7 @@ from typing import Any
 
 from green_operator.api.manifests import LABEL_MANAGED_BY, MANAGED_BY
 from green_operator.controller.actions import Book, MoveAside, PlanRecorded, RescueTried, SettleMove
-from green_operator.controller.ledger import BURST_JOBS, FOREIGN, Burst, CapacityLedger
+from green_operator.controller.ledger import BURST_JOBS, CHILD_SLOTS, FOREIGN, Burst, CapacityLedger
 from green_operator.controller.observed import MovableJob, PodsSummary
 from green_operator.planner import Decision, Reservation
 from green_operator.times import rfc3339
@@ -352,14 +352,59 @@ def test_an_unused_turn_passes_on_and_a_new_arrival_pauses_the_queue() -> None:
     assert wakes[-1] == "ns/late3"
 
 
+def test_a_bursts_deferred_children_are_created_a_few_at_a_time_once_no_first_decision_waits() -> None:
+    wakes: list[str] = []
+    led = ledger(wakes)
+    later = [f"ns/d{i}" for i in range(CHILD_SLOTS + 2)]
+    for k in [*later, "ns/last"]:
+        led.first_seen(k, {})
+    for k in later:
+        led.apply(k, PlanRecorded(child_later=True))
+        assert led.view(k, b.T0).child_waits
+    assert wakes == []  # "ns/last" still waits for its first decision
+    led.apply("ns/last", PlanRecorded())
+    assert wakes == later[:CHILD_SLOTS]
+    assert not led.view(later[0], b.T0).child_waits  # woken: its step creates the child
+    assert led.view(later[-1], b.T0).child_waits
+    led.stepped("ns/last")  # a step of a job not creating its child frees no slot
+    assert wakes == later[:CHILD_SLOTS]
+    led.stepped(later[0])
+    assert wakes == later[: CHILD_SLOTS + 1]
+    led.forget(later[-1])  # deleted before its turn: never woken
+    for k in later[1:CHILD_SLOTS]:
+        led.stepped(k)
+    assert wakes == later[: CHILD_SLOTS + 1]
+    assert not led.burst.children
+    assert led.burst.creating == {later[CHILD_SLOTS]}
+
+
+def test_a_finished_job_passes_on_the_turn_and_the_child_slot_it_was_woken_for() -> None:
+    # Its task has ended: a wake-up would reach nobody, and the queues would stall behind it.
+    wakes: list[str] = []
+    led = ledger(wakes)
+    children = [f"ns/d{i}" for i in range(CHILD_SLOTS + 1)]
+    for k in ["ns/late1", "ns/late2", *children]:
+        led.first_seen(k, {})
+    led.apply("ns/late1", PlanRecorded(late=True))
+    led.apply("ns/late2", PlanRecorded(late=True))
+    for k in children:
+        led.apply(k, PlanRecorded(child_later=True))
+    assert wakes == ["ns/late1", *children[:CHILD_SLOTS]]
+    led.retired("ns/late1")
+    led.retired(children[0])
+    assert wakes[-2:] == ["ns/late2", children[CHILD_SLOTS]]
+
+
 def test_a_deleted_job_leaves_no_burst_behind() -> None:
     # A job deleted before its first decision must not keep the operator "in a burst" forever.
     led = ledger()
     for i in range(BURST_JOBS + 1):
         led.first_seen(f"ns/j{i}", {})
     led.burst.rescue.add("ns/j0")
+    led.burst.children.add("ns/j1")
     for i in range(BURST_JOBS + 1):
         led.forget(f"ns/j{i}")
     assert not led.burst.in_burst()
     assert led.burst.may_rescue()
     assert led.burst.rescue == set()
+    assert led.burst.children == led.burst.creating == set()

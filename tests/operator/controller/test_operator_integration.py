@@ -26,6 +26,7 @@ from tests.support.gtjs import (
     PLURAL,
     SLOT,
     VERSION,
+    children_once_created,
     condition,
     create,
     gtj,
@@ -221,9 +222,9 @@ def test_restart_keeps_the_plan_and_never_duplicates_jobs(
         return all(status(namespace, n).get("phase") in ("Deferred", "Starting", "Running", "Succeeded") for n in names)
 
     wait_for(all_decided, timeout=120, message="every job to have a decision after the restart")
-    jobs = client.BatchV1Api().list_namespaced_job(namespace).items
-    owners = [j.metadata.owner_references[0].name for j in jobs]
-    assert sorted(owners) == sorted(names)  # exactly one Job per resource
+    children = children_once_created(namespace, names)
+    assert {n: c for n, c in children.items() if len(c) != 1} == {}  # exactly one Job per resource
+    assert sorted(children) == sorted(names)
     # The capacity (8 GPUs in us-west2) limits how many fit the clean window; the rest go elsewhere.
     by_region: dict[str, int] = {}
     for n in names:
@@ -404,5 +405,12 @@ def test_a_burst_beyond_capacity_never_books_a_gpu_twice(tmp_path: Path, namespa
         timeout=30,
         message=lambda: f"plans within 8 GPUs (over: {overbooked(items(), {'us-west2': 8})[:3]})",
     )
-    jobs = client.BatchV1Api().list_namespaced_job(namespace).items
-    assert sorted(j.metadata.owner_references[0].name for j in jobs) == sorted(names)
+    children = children_once_created(namespace, names)
+    assert {n: c for n, c in children.items() if len(c) != 1} == {}
+    # The suspended children created after the burst follow each deferred job's current plan.
+    by_name = {o["metadata"]["name"]: o.get("status") or {} for o in items()}
+    for job in client.BatchV1Api().list_namespaced_job(namespace).items:
+        st = by_name[job.metadata.owner_references[0].name]
+        if st.get("phase") == "Deferred" and job.spec.suspend:
+            assert job.spec.template.spec.node_selector["topology.kubernetes.io/region"] == st["region"]
+            assert (job.spec.template.metadata.annotations or {})["greentraining.io/region"] == st["region"]

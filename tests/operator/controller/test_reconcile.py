@@ -40,6 +40,7 @@ from green_operator.controller.actions import (
     SettleMove,
     WriteStatus,
 )
+from green_operator.controller.ledger import BURST_JOBS, CapacityLedger
 from green_operator.controller.observed import ChildState, PodsSummary, template_hash
 from green_operator.controller.reconcile import (
     CHILD_GONE_POLL,
@@ -437,6 +438,43 @@ def test_a_deferred_job_whose_child_was_deleted_gets_it_back_suspended() -> None
     acts = reconcile(b.observed(b.body(), status=status, child=None, now=b.at(0.05)))
     assert only(acts, CreateChild).manifest["spec"]["suspend"] is True
     assert none_of(acts, WriteStatus)
+
+
+def in_burst(key: str = KEY) -> CapacityLedger:
+    """A ledger with more first decisions queued than a burst needs, `key` among them."""
+    led = b.new_ledger()
+    for i in range(BURST_JOBS + 1):
+        led.first_seen(f"{b.NS}/other-{i}", {})
+    led.first_seen(key, {})
+    return led
+
+
+def test_in_a_burst_a_deferred_job_writes_its_decision_and_leaves_its_child_for_later() -> None:
+    led = in_burst()
+    acts = reconcile(b.observed(b.body(), ledger=led.view(KEY, b.T0)))
+    assert after({}, acts)["phase"] == Phase.DEFERRED
+    assert none_of(acts, CreateChild)
+    assert only(acts, PlanRecorded).child_later
+    status = after({}, acts)
+    for a in acts:
+        if isinstance(a, PlanRecorded):
+            led.apply(KEY, a)
+    # While the burst lasts it waits for its turn; its turn come, the child is created suspended.
+    waiting = reconcile(b.observed(b.body(), status=status, now=b.at(0.05), ledger=led.view(KEY, b.at(0.05))))
+    assert none_of(waiting, CreateChild)
+    led.burst.unplanned.clear()
+    led.apply(f"{b.NS}/other-0", PlanRecorded())  # the last first decision: the turns begin
+    turn = reconcile(b.observed(b.body(), status=status, now=b.at(0.05), ledger=led.view(KEY, b.at(0.05))))
+    assert only(turn, CreateChild).manifest["spec"]["suspend"] is True
+    assert none_of(turn, WriteStatus)
+
+
+def test_in_a_burst_a_job_that_starts_now_gets_its_child_at_once() -> None:
+    led = in_burst()
+    clean_now = b.forecasts(b.T0, north=b.flat(b.CLEAN), south=b.flat(b.DIRTY))
+    acts = reconcile(b.observed(b.body(), data=clean_now, ledger=led.view(KEY, b.T0)))
+    assert only(acts, CreateChild).manifest["spec"]["suspend"] is False
+    assert not only(acts, PlanRecorded).child_later
 
 
 def test_a_released_job_whose_child_is_gone_before_its_window_recreates_it_released() -> None:

@@ -23,7 +23,7 @@ from tests.support.gtjs import (
     PLURAL,
     SLOT,
     VERSION,
-    children_by_owner,
+    children_once_created,
     gtj,
     statuses,
     traces_with_window,
@@ -85,7 +85,7 @@ def test_the_operator_rides_out_a_crash_of_the_control_plane_mid_burst(
     for name, s in st.items():
         # The promise: never planned past the latest start.
         assert s["plannedStart"] <= s["latestStart"], (name, s)
-    children = children_by_owner(namespace)
+    children = children_once_created(namespace, before + after)
     assert {n: c for n, c in children.items() if len(c) != 1} == {}
     released = {n for n, s in st.items() if s.get("phase") in ("Starting", "Running", "Succeeded", "Failed")}
     assert released, "the jobs that run now must have been released"

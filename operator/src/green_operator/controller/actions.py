@@ -93,9 +93,11 @@ class SettleMove:
 
 @dataclass(frozen=True)
 class PlanRecorded:
-    """A first decision is made (the burst count drops); `late` jobs search for room after the burst."""
+    """A first decision is made (the burst count drops); `late` jobs search for room after the burst,
+    and a `child_later` job creates its suspended child then."""
 
     late: bool = False
+    child_later: bool = False
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ class Controller:
         status = body.get("status") or {}
         if old is None:
             self.ledger.first_seen(key, status)
+            self._hold_events()
             meta = body["metadata"]
             self.by_child[(meta["namespace"], job_name(meta["name"]))] = key
         written = self.statuses.get(key)
@@ -161,6 +162,7 @@ class Controller:
         for d in (self.statuses, self.children, self.phases, self.wakeups, self.services):
             d.pop(key, None)
         self.ledger.forget(key)
+        self._hold_events()
         task = self.tasks.pop(key, None)
         if task is not None and not task.done():
             task.cancel()
@@ -201,6 +203,15 @@ class Controller:
         if key is not None:
             self.poke(key)
 
+    def _hold_events(self) -> None:
+        """Events wait while a burst's first decisions do (they share the apiserver): held once the
+        queue is a burst, let go once no first decision waits at all."""
+        burst = self.ledger.burst
+        if burst.in_burst():
+            self.events.hold(True)
+        elif burst.may_rescue():
+            self.events.hold(False)
+
     def poke(self, key: str) -> None:
         ev = self.wakeups.get(key)
         if ev is not None:
@@ -224,8 +235,10 @@ class Controller:
                     delay = await self.step(key)
                 finally:
                     self.ledger.stepped(key)
+                    self._hold_events()
                 attempt = 0
                 if delay is None:
+                    self.ledger.retired(key)
                     return
             except asyncio.CancelledError:
                 raise
@@ -293,6 +306,10 @@ class Controller:
             self._phase(key, out.status)
         if out.child_known:
             self.children[key] = slim_child(out.child) if out.child is not None else None
+        elif child_body is None:
+            # Still absent (a burst's deferred job creates it later): no GET to find that out
+            # again. A child the watch saw meanwhile is already known, and kept.
+            self.children.setdefault(key, None)
         label = _reconcile_label(actions)
         if label:
             self.metrics.reconcile_seconds.labels(label).observe(time.perf_counter() - t0)

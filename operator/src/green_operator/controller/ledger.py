@@ -25,6 +25,8 @@ from .observed import HeldPod, LedgerView, MovableJob, PendingMove, PodsSummary,
 
 BURST_JOBS = 8
 """First decisions queued beyond which the operator is in a burst."""
+CHILD_SLOTS = 4
+"""Deferred jobs creating their suspended child at once, after a burst."""
 FOREIGN = "pods/"
 """Key prefix of the bookings that stand for other pods' GPUs in a region."""
 
@@ -33,15 +35,21 @@ Body = Mapping[str, object]
 
 @dataclass
 class Burst:
-    """First decisions waiting, and the late jobs that search for room once none waits.
+    """First decisions waiting, and what waits for them: the late jobs that search for room, and
+    the deferred jobs whose suspended child is still to be created.
 
     The late jobs search one at a time (`turn`): a search takes tens of milliseconds, and all of
     them woken at once would fill the event loop's ready queue, so a job created meanwhile would
-    wait behind every search before its first decision, not behind one."""
+    wait behind every search before its first decision, not behind one. The children are created
+    a few at a time (`CHILD_SLOTS`), for the same reason and to leave the apiserver to decisions."""
 
     unplanned: set[str] = field(default_factory=set)
     rescue: set[str] = field(default_factory=set)
     turn: str | None = None
+    children: set[str] = field(default_factory=set)
+    """Deferred in a burst: the suspended child is created once no first decision waits."""
+    creating: set[str] = field(default_factory=set)
+    """Woken to create their child, and not yet through that step."""
 
     def in_burst(self) -> bool:
         """Many first decisions queued: plan each quickly, and leave moving deferred jobs aside for
@@ -51,11 +59,13 @@ class Burst:
     def may_rescue(self) -> bool:
         return not self.unplanned
 
-    def planned(self, key: str, late: bool) -> list[str]:
-        """A first decision is made; the late job to wake, if its turn has come."""
+    def planned(self, key: str, late: bool, child_later: bool = False) -> list[str]:
+        """A first decision is made; the jobs to wake, if their turn has come."""
         self.unplanned.discard(key)
         if late:
             self.rescue.add(key)
+        if child_later:
+            self.children.add(key)
         return self._next()
 
     def tried(self, key: str) -> list[str]:
@@ -69,6 +79,10 @@ class Burst:
         """`key`'s step ended. A turn it did not use passes on: if no first decision waited, it had
         its chance (it started, or a move was pending) and leaves the queue; else it keeps its place
         and the queue resumes once the first decisions are made."""
+        if key in self.creating:
+            self.creating.discard(key)
+            if self.turn != key:
+                return self._next()
         if self.turn != key:
             return []
         self.turn = None
@@ -79,15 +93,25 @@ class Burst:
     def forget(self, key: str) -> list[str]:
         self.unplanned.discard(key)
         self.rescue.discard(key)
+        self.children.discard(key)
+        self.creating.discard(key)
         if self.turn == key:
             self.turn = None
         return self._next()
 
     def _next(self) -> list[str]:
-        if self.turn is None and self.rescue and self.may_rescue():
+        if not self.may_rescue():
+            return []
+        wake: list[str] = []
+        if self.turn is None and self.rescue:
             self.turn = min(self.rescue)
-            return [self.turn]
-        return []
+            wake.append(self.turn)
+        while self.children and len(self.creating) < CHILD_SLOTS:
+            key = min(self.children)
+            self.children.discard(key)
+            self.creating.add(key)
+            wake.append(key)
+        return wake
 
 
 @dataclass(frozen=True)
@@ -218,6 +242,7 @@ class CapacityLedger:
             in_burst=self.burst.in_burst(),
             may_rescue=self.burst.may_rescue(),
             rescue=key in self.burst.rescue,
+            child_waits=key in self.burst.children,
             at_risk=key in self.at_risk,
             memo=self.memo,
         )
@@ -242,8 +267,8 @@ class CapacityLedger:
                 self.wake(other)
             case SettleMove():
                 self.pending.pop(key, None)
-            case PlanRecorded(late):
-                for k in self.burst.planned(key, late):
+            case PlanRecorded(late, child_later):
+                for k in self.burst.planned(key, late, child_later):
                     self.wake(k)
             case RescueTried():
                 for k in self.burst.tried(key):
@@ -252,6 +277,12 @@ class CapacityLedger:
     def stepped(self, key: str) -> None:
         """`key`'s step ended (see Burst.stepped)."""
         for k in self.burst.stepped(key):
+            self.wake(k)
+
+    def retired(self, key: str) -> None:
+        """`key` takes no more steps (it finished): a turn or a child slot it was woken for, or
+        waits for, passes on, else nobody would wake the next one."""
+        for k in self.burst.forget(key):
             self.wake(k)
 
     def first_seen(self, key: str, status: Mapping[str, object]) -> None:

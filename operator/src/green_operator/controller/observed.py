@@ -228,6 +228,8 @@ class LedgerView:
     may_rescue: bool = True
     rescue: bool = False
     """This job was left late in a burst: it searches for room once the burst is over."""
+    child_waits: bool = False
+    """This job was deferred in a burst: its suspended child is created once the burst is over."""
     at_risk: bool = False
     memo: RepairMemo = field(default_factory=RepairMemo)
 

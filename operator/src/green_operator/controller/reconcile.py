@@ -277,15 +277,20 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     # In a burst, plan at once without searching for room; late jobs search once it is over.
     p = _decide(o, spec, decision_from_status(spec.key, o.status), preempt=not burst)
     d = p.decision
-    acts: list[Action] = [*p.actions, PlanRecorded(late=burst and d.deadline_at_risk)]
     start_now = d.start <= o.now + START_TOLERANCE
     child = o.child
+    # In a burst, a deferred job's suspended child waits until no first decision does: it is a
+    # placeholder until the start, and its create (with the Job controller's write and Event)
+    # costs the apiserver more than the decision itself.
+    child_later = burst and child is None and not start_now
+    acts: list[Action] = [*p.actions, PlanRecorded(late=burst and d.deadline_at_risk, child_later=child_later)]
     if child is None and not start_now:
         # A deferred job's decision is its status: written before the suspended child is created,
         # so it shows one API round trip sooner. Should the create fail, the next step (or a
         # restarted operator) finds the plan without a child and creates it.
         acts += _write_plan(o, spec, d, released=False, replanned=False)
-        acts.append(CreateChild(_manifest(o, spec, d, suspend=True)))
+        if not child_later:
+            acts.append(CreateChild(_manifest(o, spec, d, suspend=True)))
         return [*acts, Requeue(_sleep_while_deferred(o, spec, d.start, o.now + o.settings.replan_interval))]
     if child is None:
         acts.append(CreateChild(_manifest(o, spec, d, suspend=False)))
@@ -368,7 +373,9 @@ def _while_deferred(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     if o.now + START_TOLERANCE >= planned or o.now >= latest:
         return _release(o, spec, current)
     waiting: list[Action] = []
-    if o.child is None:  # someone deleted the suspended child: recreate it on the current plan
+    if o.child is None and not o.ledger.child_waits:
+        # Deferred in a burst (its turn has come), or someone deleted the suspended child: create
+        # it on the current plan.
         waiting.append(CreateChild(_manifest(o, spec, current, suspend=True)))
     return [
         *waiting,

@@ -27,6 +27,16 @@ class EventRecorder:
         self._tasks: set[asyncio.Task[None]] = set()
         self._bumping: dict[EventKey, bool] = {}
         """Events with a bump queued or in flight, and whether it must be sent again."""
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def hold(self, held: bool) -> None:
+        """Hold Events back (a burst's first decisions want the apiserver), or let them go. Each
+        keeps the time it was recorded at."""
+        if held:
+            self._open.clear()
+        else:
+            self._open.set()
 
     def post(self, body: Mapping[str, Any], reason: str, message: str, warning: bool) -> None:
         """An Event on the object `body` (with apiVersion, kind and metadata)."""
@@ -58,6 +68,7 @@ class EventRecorder:
                 patch = self.correlator.bump(key)
                 if patch is None:
                     return
+                await self._open.wait()
                 async with self._slots:
                     await self.kube.merge_patch(f"/api/v1/namespaces/{q(ns)}/events/{q(write.name)}", patch)
                 if not self._bumping[key]:
@@ -77,6 +88,7 @@ class EventRecorder:
             self._bumping.pop(key, None)
 
     async def _create(self, write: CreateEvent) -> None:
+        await self._open.wait()
         async with self._slots:
             try:
                 created = await self.kube.create(f"/api/v1/namespaces/{q(write.key.ref.namespace)}/events", write.body)
@@ -88,5 +100,6 @@ class EventRecorder:
 
     async def close(self) -> None:
         """Let the Events in flight finish (bounded by the client's timeout)."""
+        self._open.set()
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
