@@ -414,3 +414,15 @@ def test_a_burst_beyond_capacity_never_books_a_gpu_twice(tmp_path: Path, namespa
         if st.get("phase") == "Deferred" and job.spec.suspend:
             assert job.spec.template.spec.node_selector["topology.kubernetes.io/region"] == st["region"]
             assert (job.spec.template.metadata.annotations or {})["greentraining.io/region"] == st["region"]
+    # The first decisions' Events, held during the burst, all went out after it.
+
+    def first_events() -> set[str]:
+        events = client.CoreV1Api().list_namespaced_event(namespace).items
+        first = ("WaitingForLowCarbonWindow", "StartedImmediately")
+        return {e.involved_object.name for e in events if e.reason in first}
+
+    wait_for(
+        lambda: first_events() >= set(names),
+        timeout=60,
+        message=lambda: f"a first decision's Event for every job; none for {sorted(set(names) - first_events())[:5]}",
+    )
