@@ -183,6 +183,18 @@ register_webhooks() {
     "$PKI/ca.crt" "$NS_LABEL" "${JOBSET_HOOKS[@]}" | kubectl_admin apply --server-side --force-conflicts -f - >/dev/null
 }
 
+wait_established() { # wait_established <crd>...: each CRD Established within 60 s, else die
+  # Polled: `kubectl wait` fails outright ("accessor error") if it runs before a new CRD has any status.
+  local crd deadline=$((SECONDS + 60))
+  for crd in "$@"; do
+    until [[ "$(kubectl_admin get crd "$crd" \
+                -o "jsonpath={.status.conditions[?(@.type=='Established')].status}" 2>/dev/null)" == True ]]; do
+      ((SECONDS < deadline)) || die "CRD $crd not Established after 60s"
+      sleep 0.2
+    done
+  done
+}
+
 cmd_up() {
   local t0=$SECONDS
   [[ -f "$GREEN_KUBECONFIG" && -f "$PKI/ca.key" ]] || die "no cluster at $GREEN_STATE; run 'hack/cluster.sh up' first"
@@ -202,8 +214,7 @@ cmd_up() {
   gen_certs
   write_configs
   kubectl_admin apply --server-side --force-conflicts -f "$KBIN/kueue-config/crd" -f "$KBIN/jobset-config/crd" >/dev/null
-  kubectl_admin wait --for=condition=Established --timeout=60s \
-    crd/workloads.kueue.x-k8s.io crd/clusterqueues.kueue.x-k8s.io crd/jobsets.jobset.x-k8s.io >/dev/null
+  wait_established workloads.kueue.x-k8s.io clusterqueues.kueue.x-k8s.io jobsets.jobset.x-k8s.io
   kubectl_admin create namespace kueue-system --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
   case "$JOBSET_CONTROLLER" in
     1) start_jobset ;;
