@@ -111,7 +111,8 @@ def main() -> None:
         f"saves {res.savings(res.plan_grams):.1%}; deadlines missed {missed_b} (baseline) / {missed_p} (plan)"
     )
     print(
-        f"{p.decisions} decisions, {p.planner_calls} planner calls, re-plans {p.replans}, moves {p.moves} "
+        f"{p.decisions} decisions, {p.planner_calls} planner calls, re-plans {p.replans} "
+        f"(busiest minute {p.busiest_replan_minute}), moves {p.moves} "
         f"({p.moved_aside} moved aside), flagged at risk {p.flagged}, waited for GPUs {p.waited_for_gpus}"
     )
 

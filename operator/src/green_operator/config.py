@@ -133,7 +133,11 @@ class PlannerSchema(Schema):
 
     slot: DurationText = Field(None, description="planning grid step, e.g. 15m")
     horizon: DurationText = Field(None, description="how far ahead plans look, e.g. 48h")
-    replan_interval: DurationText = Field(None, alias="replanInterval", description="re-plan deferred jobs this often")
+    replan_interval: DurationText = Field(
+        None,
+        alias="replanInterval",
+        description="re-plan each deferred job this often (at a second of it fixed per job)",
+    )
     forecast_refresh: DurationText = Field(None, alias="forecastRefresh", description="reuse a region's forecast")
     default_gpu_watts: Annotated[
         float | None, Field(gt=0), Hint("must be a positive number of watts, e.g. 300", inline=True, got=False)

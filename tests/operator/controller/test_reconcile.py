@@ -51,6 +51,7 @@ from green_operator.controller.reconcile import (
     reconcile,
 )
 from green_operator.controller.released import RUNNING_POLL
+from green_operator.controller.replans import next_replan
 from green_operator.planner import Reservation
 from green_operator.times import parse_rfc3339, rfc3339
 from tests.operator.controller import builders as b
@@ -152,7 +153,7 @@ def running_child(manifest: Mapping[str, Any], **kw: Any) -> ChildState:
             b.NORTH,
             b.at(4),
             Reason.WAITING_FOR_WINDOW,
-            600.0,
+            None,  # until its next re-plan, 8 to 10 minutes on
             id="clean-later",
         ),
     ],
@@ -165,7 +166,7 @@ def test_a_new_job_is_created_released_or_deferred(
     region: str,
     planned: Any,
     reason: str,
-    sleep: float,
+    sleep: float | None,
 ) -> None:
     acts = reconcile(b.observed(b.body(), data=b.forecasts(b.T0, north=north, south=south)))
     assert kinds(acts)[:2] == ["Book", "PlanRecorded"]
@@ -195,6 +196,10 @@ def test_a_new_job_is_created_released_or_deferred(
     assert booked.reservation is not None
     assert booked.reservation.start == planned
     assert (booked.movable is not None) is suspend  # a waiting job may be moved aside
+    if sleep is None:
+        replan = next_replan(status, b.SETTINGS.replan_interval)
+        assert 480.0 <= (replan - b.T0).total_seconds() <= 600.0
+        sleep = (replan - b.T0).total_seconds()
     assert requeue(acts) == sleep
 
 
@@ -202,7 +207,9 @@ def test_a_deferred_job_sleeps_until_its_window_or_the_next_replan() -> None:
     status, manifest = deferred()
     acts = reconcile(b.observed(b.body(), status=status, child=b.child(manifest), now=b.at(0.05)))
     assert kinds(acts) == ["Book", "Requeue"]
-    assert requeue(acts) == pytest.approx(420.0)  # the re-plan at 10:10
+    replan = next_replan(status, b.SETTINGS.replan_interval)  # between 10:08 and 10:10
+    assert b.at(0.05) < replan <= b.at(1 / 6)
+    assert requeue(acts) == pytest.approx((replan - b.at(0.05)).total_seconds())
     long = replace(b.SETTINGS, replan_interval=timedelta(hours=8))
     acts = reconcile(b.observed(b.body(), status=status, child=b.child(manifest), now=b.at(3), settings=long))
     assert requeue(acts) == pytest.approx(3600.0)  # its window at 14:00

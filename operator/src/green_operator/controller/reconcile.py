@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from green_operator.api.conditions import Reason
@@ -47,6 +47,7 @@ from .actions import (
 from .child import child_digest, child_manifest
 from .observed import ChildState, MovableJob, Observed
 from .released import follow
+from .replans import next_replan, replan_after
 from .segmented import reconcile_segmented
 
 START_TOLERANCE = timedelta(seconds=1)
@@ -107,11 +108,6 @@ def observe_spec(
 
 def has_plan(status: Mapping[str, Any]) -> bool:
     return bool(status.get("jobName") and status.get("plannedStart"))
-
-
-def next_replan(status: Mapping[str, Any], interval: timedelta) -> datetime:
-    decided = (status.get("plan") or {}).get("decidedAt")
-    return parse_rfc3339(decided) + interval if decided else datetime.min.replace(tzinfo=UTC)
 
 
 def reconcile(o: Observed) -> list[Action]:
@@ -291,7 +287,7 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
         acts += _write_plan(o, spec, d, released=False, replanned=False)
         if not child_later:
             acts.append(CreateChild(_manifest(o, spec, d, suspend=True)))
-        return [*acts, Requeue(_sleep_while_deferred(o, spec, d.start, o.now + o.settings.replan_interval))]
+        return [*acts, Requeue(_sleep_while_deferred(o, spec, d.start, _replan_after(o, spec)))]
     if child is None:
         acts.append(CreateChild(_manifest(o, spec, d, suspend=False)))
         released = True
@@ -309,7 +305,7 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     acts += _write_plan(o, spec, d, released=released, replanned=False)
     return [
         *acts,
-        Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start, o.now + o.settings.replan_interval)),
+        Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start, _replan_after(o, spec))),
     ]
 
 
@@ -338,6 +334,10 @@ def _write_plan(
     if released:
         acts.append(RecordRelease(max((o.now - spec.created).total_seconds(), 0.0)))
     return acts
+
+
+def _replan_after(o: Observed, spec: TrainingJobSpec) -> datetime:
+    return replan_after(job_name(spec.name), o.now, o.settings.replan_interval)
 
 
 def _sleep_while_deferred(o: Observed, spec: TrainingJobSpec, planned: datetime, replan_at: datetime) -> float:

@@ -51,6 +51,7 @@ from .actions import (
 from .child import child_manifest
 from .observed import Observed
 from .released import follow
+from .replans import next_replan, replan_after
 
 TOLERANCE = timedelta(seconds=1)
 """A planned start or end this close to now counts as now."""
@@ -94,8 +95,7 @@ def _no_progress(status: Mapping[str, Any]) -> bool:
 
 
 def _next_replan(o: Observed) -> datetime:
-    decided = (o.status.get("plan") or {}).get("decidedAt")
-    return parse_rfc3339(decided) + o.settings.replan_interval if decided else o.now
+    return next_replan(o.status, o.settings.replan_interval)
 
 
 # -- planning ------------------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     if start_now:
         return [*acts, *_release(o, spec, p, first=True, unsuspend=o.child is not None)]
     patch = _plan_patch(o, spec, p, phase=Phase.DEFERRED, running=False, replanned=False)
-    wake = min(p.start, o.now + o.settings.replan_interval)
+    wake = min(p.start, replan_after(job_name(spec.name), o.now, o.settings.replan_interval))
     return [
         *acts,
         WriteStatus(patch),
@@ -280,7 +280,7 @@ def _replan_waiting(o: Observed, spec: TrainingJobSpec, phase: Phase) -> list[Ac
     else:
         acts.append(WriteStatus(_plan_patch(o, spec, p, phase=phase, running=False, replanned=True)))
         acts.append(RecordDecision("replanned", p.deadline_at_risk, p.region))
-    wake = min(p.start, o.now + o.settings.replan_interval)
+    wake = min(p.start, replan_after(job_name(spec.name), o.now, o.settings.replan_interval))
     return [*acts, Requeue(max((wake - o.now).total_seconds(), 0.0))]
 
 

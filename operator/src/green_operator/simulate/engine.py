@@ -127,6 +127,8 @@ class PlanArm:
     """Decisions that ran the planner: first plans, re-plans and searches for room."""
     replans: int
     """Deferred jobs planned again: periodic re-plans (every `replan_interval`) and searches for room."""
+    busiest_replan_minute: int
+    """The most re-plans in one minute of the run: how bunched the periodic re-plans came."""
     moves: int
     """Plans of deferred jobs that changed region, start or power limit (re-planned or moved aside)."""
     moved_aside: int

@@ -8,8 +8,9 @@ decides: what the report shows is what the operator would do, re-plans, bursts a
 The fake clock is a queue of wake-ups, as the driver's tasks sleep: a job looks again when its
 `Requeue` says (never more than `MAX_SLEEP` later) or sooner on a watch event (its creation, its
 pods starting or ending, another job moving it aside, the end of a burst). A deferred job sleeps at
-most until its next re-plan, so each deferred job is re-planned every `replan_interval` after its
-last decision: the operator's default of 10 minutes unless `SimSettings` says otherwise.
+most until its next re-plan, so each deferred job is re-planned every `replan_interval` on its own
+grid (`controller.replans`): the operator's default of 10 minutes unless `SimSettings` says
+otherwise.
 
 The world around the operator:
 - forecasts: one issue per slot and region from the `ForecastModel`, shared by every decision in
@@ -176,14 +177,19 @@ class _Stats:
         self.moves = self.moved_aside = self.burst_plans = self.burst_late = 0
         self.waited: set[str] = set()
         self.grams = self.baseline_grams = 0.0
+        self.replans_by_minute = Counter[datetime]()
 
-    def count(self, j: _Job, before: JsonDict, after: JsonDict, actions: Sequence[Action], in_burst: bool) -> None:
+    def count(
+        self, j: _Job, before: JsonDict, after: JsonDict, actions: Sequence[Action], in_burst: bool, now: datetime
+    ) -> None:
         self.decisions += 1
         decided = next((a for a in actions if isinstance(a, RecordDecision)), None)
         moved = any(isinstance(a, SettleMove) for a in actions)
         recheck = any(isinstance(a, WriteStatus) and "plan" in a.patch and "phase" not in a.patch for a in actions)
         if (decided is not None and not moved) or recheck or any(isinstance(a, RescueTried) for a in actions):
             self.planner_calls += 1
+            if decided is None or not decided.first:
+                self.replans_by_minute[now.replace(second=0, microsecond=0)] += 1
         if decided is not None:
             j.flagged |= decided.deadline_at_risk
             if decided.first:
@@ -483,7 +489,7 @@ class OperatorSimulation:
                 self.jobs[key].held = ()
             self.api.released_pods.clear()
         after = self.api.status(j.key)
-        self.stats.count(j, status, after, actions, view.in_burst)
+        self.stats.count(j, status, after, actions, view.in_burst, now)
         if out.done:
             j.done = True
             return
@@ -579,6 +585,7 @@ class OperatorSimulation:
             decisions=s.decisions,
             planner_calls=s.planner_calls,
             replans=s.planner_calls - s.first_plans,
+            busiest_replan_minute=max(s.replans_by_minute.values(), default=0),
             moves=s.moves,
             moved_aside=s.moved_aside,
             flagged=sum(j.flagged for j in self.jobs.values()),

@@ -164,6 +164,7 @@ def to_json(res: SimulationResult, *, per_job: bool = True) -> dict[str, Any]:
             "decisions": res.plan.decisions,
             "planner_calls": res.plan.planner_calls,
             "replans": res.plan.replans,
+            "busiest_replan_minute": res.plan.busiest_replan_minute,
             "moves": res.plan.moves,
             "moved_aside": res.plan.moved_aside,
             "flagged_at_risk": res.plan.flagged,
@@ -238,7 +239,8 @@ def format_text(res: SimulationResult, *, per_job: bool = True) -> str:
             lines.append(f"The plan captures {res.capture:.1%} of the oracle's savings.")
     arm = res.plan
     lines.append(
-        f"Operator: {arm.decisions} decisions, {arm.planner_calls} planner calls, {arm.replans} re-plans, "
+        f"Operator: {arm.decisions} decisions, {arm.planner_calls} planner calls, {arm.replans} re-plans "
+        f"(at most {arm.busiest_replan_minute} in one minute), "
         f"{arm.moves} moves ({arm.moved_aside} moved aside for another job), {arm.flagged} jobs flagged at risk, "
         f"{arm.burst_plans} first plans in a burst ({arm.burst_late} left late), "
         f"{arm.waited_for_gpus} jobs waited for GPUs."
