@@ -18,6 +18,10 @@ from harness.cluster import REPO, kubeconfig
 from harness.processes import Running, free_port, http_get, kill, start, stop
 from harness.waiting import wait_for
 
+IMAGE_ENV = {"MALLOC_ARENA_MAX": "2"}
+"""The operator image's own environment that changes how the process runs (operator/Dockerfile):
+the local operator gets it too, so tests and benchmarks measure what the chart deploys."""
+
 
 class OperatorProcess:
     def __init__(
@@ -52,7 +56,7 @@ class OperatorProcess:
             "--liveness", f"http://127.0.0.1:{self.liveness_port}/healthz",
             *self.args,
         ]  # fmt: skip
-        self.running = start(cmd, self.log_path, {"KUBECONFIG": str(kube), **self.extra_env}, cwd=REPO)
+        self.running = start(cmd, self.log_path, {**IMAGE_ENV, "KUBECONFIG": str(kube), **self.extra_env}, cwd=REPO)
         state = wait_for(
             self._state, timeout=timeout, message=lambda: f"the operator's liveness endpoint\n{self.tail()}"
         )

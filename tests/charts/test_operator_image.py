@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from harness.cluster import REPO
+from harness.operator import IMAGE_ENV
 from tests.charts.chart import IMAGE_TRACES, one, operator_config, render
 
 OPERATOR = REPO / "operator"
@@ -112,3 +113,11 @@ def test_the_build_context_sends_every_copied_path_and_nothing_else() -> None:
     assert sources == {"operator/pyproject.toml", "operator/src", "data/carbon"}
     assert sources <= allowed
     assert {"**/__pycache__", "**/*.egg-info"} <= set(rules)
+
+
+def test_the_local_operator_runs_with_the_images_environment() -> None:
+    env = {}
+    for rest in _final("ENV"):
+        env.update(dict(re.findall(r"(\w+)=(\S+)", rest)))
+    assert env["MALLOC_ARENA_MAX"] == "2"
+    assert {k: env.get(k) for k in IMAGE_ENV} == IMAGE_ENV
