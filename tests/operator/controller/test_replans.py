@@ -4,9 +4,12 @@ from datetime import timedelta
 
 import pytest
 
+from green_operator.api.manifests import job_name
+from green_operator.api.spec import TrainingJobSpec
 from green_operator.controller import replans
 from green_operator.controller.replans import next_replan, replan_after, replan_at
 from green_operator.times import parse_rfc3339, rfc3339
+from tests.operator.controller import builders as b
 
 INTERVAL = timedelta(minutes=10)
 DECIDED = "2026-03-02T10:00:07Z"
@@ -49,9 +52,11 @@ def test_a_short_interval_still_replans_once_an_interval() -> None:
 
 
 def test_the_status_gives_the_same_time_as_the_decision_that_wrote_it() -> None:
-    decided = parse_rfc3339(DECIDED) + timedelta(microseconds=250_000)  # written at second precision
-    status = {"jobName": "job-a", "plan": {"decidedAt": DECIDED}}
-    assert next_replan(status, INTERVAL) == replan_after("job-a", decided, INTERVAL)
+    now = parse_rfc3339(DECIDED) + timedelta(microseconds=250_000)  # written at second precision
+    o = b.observed(b.body(), now=now)
+    assert isinstance(o.spec, TrainingJobSpec)
+    status = {"jobName": job_name(o.spec.name), "plan": {"decidedAt": DECIDED}}
+    assert next_replan(status, o.settings.replan_interval) == replan_after(o, o.spec)
 
 
 def test_a_status_without_a_decision_is_due_at_once() -> None:

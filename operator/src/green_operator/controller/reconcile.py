@@ -287,7 +287,7 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
         acts += _write_plan(o, spec, d, released=False, replanned=False)
         if not child_later:
             acts.append(CreateChild(_manifest(o, spec, d, suspend=True)))
-        return [*acts, Requeue(_sleep_while_deferred(o, spec, d.start, _replan_after(o, spec)))]
+        return [*acts, Requeue(_sleep_while_deferred(o, spec, d.start, replan_after(o, spec)))]
     if child is None:
         acts.append(CreateChild(_manifest(o, spec, d, suspend=False)))
         released = True
@@ -305,7 +305,7 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     acts += _write_plan(o, spec, d, released=released, replanned=False)
     return [
         *acts,
-        Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start, _replan_after(o, spec))),
+        Requeue(0.0 if released else _sleep_while_deferred(o, spec, d.start, replan_after(o, spec))),
     ]
 
 
@@ -334,10 +334,6 @@ def _write_plan(
     if released:
         acts.append(RecordRelease(max((o.now - spec.created).total_seconds(), 0.0)))
     return acts
-
-
-def _replan_after(o: Observed, spec: TrainingJobSpec) -> datetime:
-    return replan_after(job_name(spec.name), o.now, o.settings.replan_interval)
 
 
 def _sleep_while_deferred(o: Observed, spec: TrainingJobSpec, planned: datetime, replan_at: datetime) -> float:

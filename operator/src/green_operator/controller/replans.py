@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from green_operator.api.manifests import job_name
+from green_operator.api.spec import TrainingJobSpec
 from green_operator.times import parse_rfc3339, rfc3339
+
+from .observed import Observed
 
 SPREAD = 1.0
 """The share of the interval over which jobs' grids are spread (0: every job on the same grid)."""
@@ -36,9 +40,9 @@ def replan_at(job: str, decided_at: str, interval: timedelta) -> datetime:
     return datetime.fromtimestamp(phase + (math.floor((after - phase) / period) + 1) * period, UTC)
 
 
-def replan_after(job: str, decided: datetime, interval: timedelta) -> datetime:
-    """When a decision made at `decided` (and written as its status) is next re-planned."""
-    return replan_at(job, rfc3339(decided), interval)
+def replan_after(o: Observed, spec: TrainingJobSpec) -> datetime:
+    """When the decision being made now (and written as its status) is next re-planned."""
+    return replan_at(job_name(spec.name), rfc3339(o.now), o.settings.replan_interval)
 
 
 def next_replan(status: Mapping[str, Any], interval: timedelta) -> datetime:

@@ -232,7 +232,7 @@ def _first_plan(o: Observed, spec: TrainingJobSpec) -> list[Action]:
     if start_now:
         return [*acts, *_release(o, spec, p, first=True, unsuspend=o.child is not None)]
     patch = _plan_patch(o, spec, p, phase=Phase.DEFERRED, running=False, replanned=False)
-    wake = min(p.start, replan_after(job_name(spec.name), o.now, o.settings.replan_interval))
+    wake = min(p.start, replan_after(o, spec))
     return [
         *acts,
         WriteStatus(patch),
@@ -280,7 +280,7 @@ def _replan_waiting(o: Observed, spec: TrainingJobSpec, phase: Phase) -> list[Ac
     else:
         acts.append(WriteStatus(_plan_patch(o, spec, p, phase=phase, running=False, replanned=True)))
         acts.append(RecordDecision("replanned", p.deadline_at_risk, p.region))
-    wake = min(p.start, replan_after(job_name(spec.name), o.now, o.settings.replan_interval))
+    wake = min(p.start, replan_after(o, spec))
     return [*acts, Requeue(max((wake - o.now).total_seconds(), 0.0))]
 
 
