@@ -5,7 +5,7 @@ import pytest
 
 from green_operator.carbon.provider import ErrorReason, ProviderError
 from green_operator.carbon.series import SignalKind
-from green_operator.carbon.trace_file import load_trace_csv
+from green_operator.carbon.trace_file import load_trace_csv, read_trace_rows
 from green_operator.carbon.trace_provider import TraceProvider
 
 REPO = Path(__file__).resolve().parents[3]
@@ -159,3 +159,20 @@ def test_real_gb_trace_replayed_on_today():
     expected = series.window(datetime(2020, 6, 1, 12, tzinfo=UTC), datetime(2020, 6, 1, 13, tzinfo=UTC))
     assert [p.grams_per_kwh for p in s.points] == [p.grams_per_kwh for p in expected.points]
     assert len(s.points) == 2  # half-hourly in June 2020
+
+
+def test_rows_and_series_replay_alike_and_rows_take_the_providers_name_and_signal():
+    # The operator builds the provider from the file's rows (columns, not a point object per row).
+    rows = read_trace_rows(GB_TRACE, scale=2.0)
+    series = load_trace_csv(GB_TRACE, zone="GB", provider="demo", signal=SignalKind.MARGINAL, scale=2.0)
+    now = datetime(2026, 11, 3, 14, 7, tzinfo=UTC)
+    kwargs = {"shift": "toNow", "anchor": datetime(2020, 6, 1, tzinfo=UTC), "noise_fraction": 0.05, "seed": 3}
+    from_rows = TraceProvider("demo", {"GB": rows}, signal=SignalKind.MARGINAL, clock=Clock(now), **kwargs)
+    from_series = TraceProvider("other", {"GB": series}, clock=Clock(now), **kwargs)
+    for start in (now - timedelta(days=14), now, now + timedelta(days=400)):
+        for method in ("forecast", "history"):
+            a = getattr(from_rows, method)("GB", start, start + timedelta(hours=48))
+            b = getattr(from_series, method)("GB", start, start + timedelta(hours=48))
+            assert a == b
+            assert len(a.points) >= 96
+    assert {(p.provider, p.signal) for p in a.points} == {("demo", SignalKind.MARGINAL)}

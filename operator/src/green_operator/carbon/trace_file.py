@@ -3,32 +3,48 @@
 from __future__ import annotations
 
 import csv
-import itertools
+from array import array
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+
 from .series import IntensityPoint, IntensitySeries, SignalKind
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class TraceFormatError(ValueError):
     """A trace file that cannot be read; the message names the file and line."""
 
 
-def load_trace_csv(
-    path: str | Path,
-    *,
-    zone: str | None = None,
-    provider: str = "trace",
-    signal: SignalKind = SignalKind.AVERAGE,
-    scale: float = 1.0,
-) -> IntensitySeries:
-    """Load a trace. ``scale`` converts units (e.g. 0.453592 for lbs/MWh -> g/kWh).
+@dataclass(frozen=True)
+class TraceRows:
+    """A trace as two columns: a year of 15-minute rows is 35,000 points, and as
+    ``IntensityPoint`` objects (a datetime each) that is 9 MiB the operator would hold for its
+    whole life; as columns, 0.5 MiB."""
 
-    The step is the most common gap between rows, so a trace that changes resolution part-way
-    (the GB file goes from 30 to 15 minutes) still reads right: each point holds until the next.
-    """
+    starts_us: npt.NDArray[np.int64]
+    """Each row's start, microseconds since the Unix epoch (UTC); strictly increasing."""
+    values: npt.NDArray[np.float64]
+    """gCO2eq/kWh, the file's values times the unit scale."""
+    step: timedelta
+    """The most common gap between rows: a trace that changes resolution part-way (the GB file
+    goes from 30 to 15 minutes) still reads right, as each row holds until the next."""
+
+    def __len__(self) -> int:
+        return int(self.starts_us.size)
+
+    def start_at(self, i: int) -> datetime:
+        return EPOCH + timedelta(microseconds=int(self.starts_us[i]))
+
+
+def read_trace_rows(path: str | Path, *, scale: float = 1.0) -> TraceRows:
+    """Read and check a trace file. ``scale`` converts units (e.g. 0.453592 for lbs/MWh -> g/kWh)."""
     p = Path(path)
-    points: list[IntensityPoint] = []
+    starts, values = array("q"), array("d")
     try:
         with p.open(newline="") as fh:
             reader = csv.reader(fh)
@@ -46,16 +62,33 @@ def load_trace_csv(
                         f"{p}:{lineno}: expected 'YYYY-MM-DD HH:MM:SS,<gCO2/kWh>', got {row!r}"
                     ) from exc
                 t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-                if points and t <= points[-1].start:
+                us = (t - EPOCH) // timedelta(microseconds=1)
+                if starts and us <= starts[-1]:
                     raise TraceFormatError(f"{p}:{lineno}: timestamps must increase ({t.isoformat()})")
-                points.append(IntensityPoint(t, v, provider, signal, estimated=False))
+                starts.append(us)
+                values.append(v)
     except OSError as exc:
         raise TraceFormatError(f"{p}: cannot read trace file: {exc.strerror}") from exc
-    if len(points) < 2:
+    if len(starts) < 2:
         raise TraceFormatError(f"{p}: a trace needs at least two rows")
-    gaps: dict[timedelta, int] = {}
-    for a, b in itertools.pairwise(points):
-        g = b.start - a.start
-        gaps[g] = gaps.get(g, 0) + 1
-    step = max(gaps.items(), key=lambda kv: (kv[1], -kv[0]))[0]
-    return IntensitySeries(zone or p.stem, tuple(points), step)
+    starts_us = np.frombuffer(starts, dtype=np.int64).copy()
+    gaps, counts = np.unique(np.diff(starts_us), return_counts=True)
+    # The most common gap; among equally common ones, the shortest (unique sorts ascending).
+    step = timedelta(microseconds=int(gaps[int(np.argmax(counts))]))
+    return TraceRows(starts_us, np.frombuffer(values, dtype=np.float64).copy(), step)
+
+
+def load_trace_csv(
+    path: str | Path,
+    *,
+    zone: str | None = None,
+    provider: str = "trace",
+    signal: SignalKind = SignalKind.AVERAGE,
+    scale: float = 1.0,
+) -> IntensitySeries:
+    """Load a trace as a series (``read_trace_rows``'s checks and step)."""
+    rows = read_trace_rows(path, scale=scale)
+    points = tuple(
+        IntensityPoint(rows.start_at(i), float(v), provider, signal, estimated=False) for i, v in enumerate(rows.values)
+    )
+    return IntensitySeries(zone or Path(path).stem, points, rows.step)

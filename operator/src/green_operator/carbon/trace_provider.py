@@ -17,51 +17,69 @@ forecasts agree with each other. ``history`` is the trace itself, without noise.
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BeforeValidator, Field
 
 from . import plugin
 from .provider import ErrorReason, ProviderError
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .trace_file import TraceFormatError, load_trace_csv
+from .trace_file import EPOCH, TraceFormatError, TraceRows, read_trace_rows
 
 TraceShift = Literal["none", "toNow"]
 MAX_NOISE_FRACTION = 0.5
 _DAY = timedelta(days=1)
+_US = timedelta(microseconds=1)
 
 
 def day_start(dt: datetime) -> datetime:
     return utc(dt).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+def _us(dt: datetime) -> int:
+    return (dt - EPOCH) // _US
+
+
 @dataclass(frozen=True)
 class _Trace:
-    series: IntensitySeries
-    offsets: tuple[timedelta, ...]
+    """One zone's trace as columns (microseconds since the epoch); points are made only for the
+    rows a call asks for."""
+
+    starts: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    forecast_values: npt.NDArray[np.float64]
+    """``values`` times each row's noise."""
+    step: timedelta
+    offsets: npt.NDArray[np.int64]
     """Start of each replayed row relative to the trace's first row; only rows inside one period."""
-    period: timedelta
-    anchor_offset: timedelta
+    period: int
+    anchor_offset: int
     """anchor - first row."""
-    noise: tuple[float, ...]
+    provider: str
+    signal: SignalKind
 
 
 class TraceProvider:
+    """``traces``: per zone, a loaded series (its points name the provider and signal) or the
+    file's rows (named ``name`` and ``signal``)."""
+
     def __init__(
         self,
         name: str,
-        traces: Mapping[str, IntensitySeries],
+        traces: Mapping[str, IntensitySeries | TraceRows],
         *,
         shift: TraceShift = "none",
         anchor: datetime | None = None,
         noise_fraction: float = 0.0,
         seed: int = 0,
+        signal: SignalKind = SignalKind.AVERAGE,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not 0.0 <= noise_fraction < MAX_NOISE_FRACTION:
@@ -70,8 +88,18 @@ class TraceProvider:
         self.shift: TraceShift = shift
         self._base = day_start(clock())
         self._traces: dict[str, _Trace] = {}
-        for zone, series in traces.items():
-            self._traces[zone] = _prepare(zone, series, anchor, noise_fraction, seed)
+        for zone, trace in traces.items():
+            if isinstance(trace, IntensitySeries):
+                first = trace.points[0] if trace.points else None
+                rows = TraceRows(
+                    np.array([_us(p.start) for p in trace.points], dtype=np.int64),
+                    np.array([p.grams_per_kwh for p in trace.points], dtype=np.float64),
+                    trace.step,
+                )
+                provider, kind = (first.provider, first.signal) if first else (name, signal)
+            else:
+                rows, provider, kind = trace, name, signal
+            self._traces[zone] = _prepare(zone, rows, anchor, noise_fraction, seed, provider, kind)
 
     def zones(self) -> list[str]:
         return sorted(self._traces)
@@ -95,12 +123,14 @@ class TraceProvider:
                 f"no trace for zone {zone!r}; have {', '.join(self.zones())}",
                 reason=ErrorReason.NO_DATA,
             )
-        rows = self._replayed(tr, start, end) if self.shift == "toNow" else self._as_is(tr, start, end)
+        s, e = _us(start), _us(end)
+        rows = self._replayed(tr, s, e) if self.shift == "toNow" else self._as_is(tr, s, e)
+        values = tr.forecast_values if noisy else tr.values
         pts = tuple(
-            replace(p, grams_per_kwh=p.grams_per_kwh * tr.noise[i]) if noisy and tr.noise[i] != 1.0 else p
-            for i, p in rows
+            IntensityPoint(EPOCH + timedelta(microseconds=when), float(values[i]), tr.provider, tr.signal)
+            for i, when in rows
         )
-        out = IntensitySeries(zone, pts, tr.series.step)
+        out = IntensitySeries(zone, pts, tr.step)
         if not out.points:
             raise ProviderError(
                 self.name,
@@ -109,50 +139,70 @@ class TraceProvider:
             )
         return out
 
-    def _as_is(self, tr: _Trace, start: datetime, end: datetime) -> list[tuple[int, IntensityPoint]]:
-        starts = [p.start for p in tr.series.points]
-        lo = max(bisect.bisect_right(starts, start) - 1, 0)
-        hi = bisect.bisect_left(starts, end)
-        last = tr.series.end
-        if last is None or last <= start:
+    def _as_is(self, tr: _Trace, start: int, end: int) -> list[tuple[int, int]]:
+        if int(tr.starts[-1]) + tr.step // _US <= start:
             return []
-        return [(i, tr.series.points[i]) for i in range(lo, hi)]
+        lo = max(int(np.searchsorted(tr.starts, start, side="right")) - 1, 0)
+        hi = int(np.searchsorted(tr.starts, end, side="left"))
+        return [(i, int(tr.starts[i])) for i in range(lo, hi)]
 
-    def _replayed(self, tr: _Trace, start: datetime, end: datetime) -> list[tuple[int, IntensityPoint]]:
+    def _replayed(self, tr: _Trace, start: int, end: int) -> list[tuple[int, int]]:
         # Position of `start` within the repeating cycle, and the wall time where that cycle began.
-        pos = ((start - self._base) + tr.anchor_offset) % tr.period
+        pos = (start - _us(self._base) + tr.anchor_offset) % tr.period
         cycle_start = start - pos
-        i = bisect.bisect_right(tr.offsets, pos) - 1
-        out: list[tuple[int, IntensityPoint]] = []
+        i = int(np.searchsorted(tr.offsets, pos, side="right")) - 1
+        out: list[tuple[int, int]] = []
         while True:
-            when = cycle_start + tr.offsets[i]
+            when = cycle_start + int(tr.offsets[i])
             if when >= end:
                 return out
-            out.append((i, replace(tr.series.points[i], start=when)))
+            out.append((i, when))
             i += 1
-            if i == len(tr.offsets):
+            if i == tr.offsets.size:
                 i = 0
                 cycle_start += tr.period
 
 
-def _prepare(zone: str, series: IntensitySeries, anchor: datetime | None, noise_fraction: float, seed: int) -> _Trace:
-    first, end = series.start, series.end
-    if first is None or end is None:
+def _prepare(
+    zone: str,
+    rows: TraceRows,
+    anchor: datetime | None,
+    noise_fraction: float,
+    seed: int,
+    provider: str,
+    signal: SignalKind,
+) -> _Trace:
+    if len(rows) == 0:
         raise ValueError(f"trace for zone {zone} is empty")
+    first, end = rows.start_at(0), rows.start_at(len(rows) - 1) + rows.step
     length = end - first
     period = (length // _DAY) * _DAY if length >= _DAY else length
-    offsets = tuple(p.start - first for p in series.points if p.start - first < period)
+    relative = rows.starts_us - rows.starts_us[0]
+    offsets = relative[relative < period // _US]
     a = utc(anchor) if anchor is not None else day_start(first)
     if not first - _DAY < a < end:
         raise ValueError(
             f"anchor {a.isoformat()} is outside the trace for zone {zone} ({first.isoformat()} .. {end.isoformat()})"
         )
     rng = random.Random(f"{seed}:{zone}")
-    noise = tuple(
-        1.0 + noise_fraction * max(-2.0, min(2.0, rng.gauss(0.0, 1.0))) if noise_fraction else 1.0
-        for _ in series.points
+    noise = np.array(
+        [
+            1.0 + noise_fraction * max(-2.0, min(2.0, rng.gauss(0.0, 1.0))) if noise_fraction else 1.0
+            for _ in range(len(rows))
+        ],
+        dtype=np.float64,
     )
-    return _Trace(series, offsets, period, a - first, noise)
+    return _Trace(
+        rows.starts_us,
+        rows.values,
+        rows.values * noise,
+        rows.step,
+        offsets,
+        period // _US,
+        (a - first) // _US,
+        provider,
+        signal,
+    )
 
 
 # -- configuration: providers.<name> with type: trace ----------------------------------------------
@@ -250,10 +300,10 @@ def _anchor(raw: Any, path: str) -> datetime | None:
 
 def build(pc: TraceConfig, ctx: plugin.BuildContext) -> plugin.Built:
     """Reads the files now, so a bad file fails at start-up naming the field."""
-    traces: dict[str, IntensitySeries] = {}
+    traces: dict[str, IntensitySeries | TraceRows] = {}
     for zone, path in pc.files.items():
         try:
-            traces[zone] = load_trace_csv(path, zone=zone, provider=pc.name, signal=pc.signal, scale=pc.scale)
+            traces[zone] = read_trace_rows(path, scale=pc.scale)
         except TraceFormatError as exc:
             raise plugin.CarbonConfigError(
                 f"providers.{pc.name}.files.{zone}: {exc} (relative paths resolve against the config file's directory)"
@@ -266,6 +316,7 @@ def build(pc: TraceConfig, ctx: plugin.BuildContext) -> plugin.Built:
             anchor=pc.anchor,
             noise_fraction=pc.noise_fraction,
             seed=pc.seed,
+            signal=pc.signal,
             clock=ctx.clock,
         )
     except ValueError as exc:
