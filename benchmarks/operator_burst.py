@@ -8,7 +8,10 @@ planned late during the burst (and how many it saved), and, in the same run, the
 1,000 plain suspended Jobs with the same client and concurrency (the raw API cost), with the
 ratio between the two; last, the same GreenTrainingJobs created with no operator running (the
 floor the custom resource itself sets). Needs `make cluster-up`; run with `make bench` or
-`.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16] [--timeout 600]`.
+`.venv/bin/python benchmarks/operator_burst.py [--jobs 1000] [--concurrency 16] [--timeout 600]
+[--trace-hour 12]`. The example configuration replays its traces on the wall clock, so which jobs
+start at once (and the burst's load with them) changed with the hour a run was made at; the
+benchmark runs the operator on that configuration with the traces shifted to show a fixed hour.
 Prints the apiserver's own request counts per job (its /metrics), by verb and resource, for the
 burst and for the moves after it. The watch that times decisions runs in a process of its own, so
 the creating threads' hold on the GIL does not delay it; the latency by the objects' own clocks
@@ -33,12 +36,13 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, cast
 
 import urllib3
+import yaml
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -384,11 +388,39 @@ def requests_line(before: Counter[str], after: Counter[str], per: int) -> str:
     return f"{sum(delta.values()) / per:.2f} per job ({top})"
 
 
+def operator_config(tmp: Path, trace_hour: str, now: datetime | None = None) -> Path:
+    """The example configuration, its replayed traces anchored so that now shows ``trace_hour``
+    of each trace's first replayed day (whole hours: the minutes stay the clock's, so rows and
+    planning slots line up as they do on the wall clock). Which jobs start at once, and which wait,
+    depends on the hour the traces show, and with it the burst's load."""
+    example = REPO / "examples" / "operator-config.yaml"
+    if trace_hour == "now":
+        return example
+    doc = yaml.safe_load(example.read_text())
+    shift = timedelta(hours=int(trace_hour) - (now or datetime.now(UTC)).hour)
+    for provider in doc["providers"].values():
+        if provider.get("type") == "trace":
+            provider["files"] = {z: str((example.parent / f).resolve()) for z, f in provider["files"].items()}
+            if provider.get("shift") == "toNow":
+                anchor = datetime.fromisoformat(str(provider["anchor"]).replace("Z", "+00:00"))
+                provider["anchor"] = (anchor + shift).isoformat()
+    path = tmp / "operator-config.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--jobs", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument(
+        "--trace-hour",
+        default="12",
+        help="the hour (0-23) of the traces' first replayed day shown at the burst's start, so that runs at any "
+        "time of day see the same forecasts; 'now' replays on the wall clock as the example configuration does "
+        "(default: %(default)s)",
+    )
     args = ap.parse_args()
 
     config.load_kube_config(str(kubeconfig()))
@@ -410,7 +442,7 @@ def main() -> int:
         message="namespace",
     )
     tmp = Path(tempfile.mkdtemp(prefix="green-bench-"))
-    op = OperatorProcess(REPO / "examples" / "operator-config.yaml", ns, tmp / "operator.log").start()
+    op = OperatorProcess(operator_config(tmp, args.trace_hour), ns, tmp / "operator.log").start()
     watcher = WatchProcess(ns).start()
     try:
         # Listed before the burst, and watched from that list's version: no decision is missed.

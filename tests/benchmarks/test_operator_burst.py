@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -126,3 +127,26 @@ def test_the_benchmark_runs_end_to_end_at_a_small_scale(cluster: Any) -> None:
     assert "(once idle: 5)" in result.stdout  # every job's child, in a burst or not
     assert "created with no operator running" in result.stdout
     assert "ratio (time to all decisions / raw)" in result.stdout
+
+
+def test_the_operator_config_shows_a_fixed_hour_of_the_traces(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import yaml
+
+    from benchmarks.operator_burst import REPO, operator_config
+
+    example = yaml.safe_load((REPO / "examples" / "operator-config.yaml").read_text())
+    now = datetime(2026, 12, 4, 17, 41, 5, tzinfo=UTC)
+    doc = yaml.safe_load(operator_config(tmp_path, "19", now=now).read_text())
+    traces = {name: p for name, p in doc["providers"].items() if p["type"] == "trace"}
+    assert traces
+    assert set(traces) == {n for n, p in example["providers"].items() if p["type"] == "trace"}
+    for name, provider in traces.items():
+        old = datetime.fromisoformat(example["providers"][name]["anchor"].replace("Z", "+00:00"))
+        # The provider shows anchor + (now - today's midnight): 17:41 now shows the anchor day's 19:41.
+        shown = datetime.fromisoformat(provider["anchor"]) + (now - now.replace(hour=0, minute=0, second=0))
+        assert shown - old == timedelta(hours=19, minutes=41, seconds=5)
+        assert all(Path(f).is_absolute() and Path(f).is_file() for f in provider["files"].values())
+    assert doc["regions"] == example["regions"]
+    assert operator_config(tmp_path, "now") == REPO / "examples" / "operator-config.yaml"
