@@ -14,6 +14,13 @@ from typing import Any
 from green_operator.cli import lean_imports
 from green_operator.config import ConfigError, OperatorConfig, load_config
 
+REQUESTS_IN_FLIGHT = 16
+"""The controller's requests at once (watches apart). A 2-core apiserver is busy with far fewer;
+more only queue there, and each holds a connection and its TLS buffers in the operator. In the
+burst benchmark (1,000 jobs, three runs each) 16 against the pool's 64: every job decided in
+9.3-10.0 s against 10.2-11.7 s, p99 1.7-1.8 s against 1.4-2.5 s, peak RSS 135-184 against
+187-196 MiB, operator CPU 3.6-4.2 against 4.4-6.1 s."""
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run the operator (kopf) against the current cluster")
@@ -102,7 +109,7 @@ async def _serve(config: OperatorConfig, args: argparse.Namespace) -> int:
     port = args.metrics_port if args.metrics_port is not None else config.metrics_port
     if port:
         start_http_server(port)
-    kube = AsyncKube(await load_client(args.kubeconfig))
+    kube = AsyncKube(await load_client(args.kubeconfig), in_flight=REQUESTS_IN_FLIGHT)
     metrics = OperatorMetrics()
     controller = Controller(config, carbon, kube, metrics)
     namespaces: list[str] = list(args.namespace or config.watch_namespaces)

@@ -89,9 +89,14 @@ def gtj_path(namespace: str | None = None, name: str = "") -> str:
 
 
 class AsyncKube:
-    def __init__(self, api: client.ApiClient, timeout: float = 30.0) -> None:
+    """``in_flight``: at most this many requests (not watches) at once; the rest wait their turn,
+    first come first served. Each request in flight holds a TLS connection with a 256 KiB read
+    buffer, so a burst's thousand writes would otherwise hold the pool's whole size open."""
+
+    def __init__(self, api: client.ApiClient, timeout: float = 30.0, in_flight: int | None = None) -> None:
         self.api = api
         self.timeout = timeout
+        self._slots = asyncio.Semaphore(in_flight) if in_flight else None
 
     async def close(self) -> None:
         await self.api.close()
@@ -133,9 +138,10 @@ class AsyncKube:
         content_type: str = JSON,
         query: list[tuple[str, str]] | None = None,
     ) -> JsonDict:
-        resp = await self._response(method, path, body, content_type, query)
-        data = await resp.read()
-        resp.release()
+        async with self._slots or contextlib.nullcontext():
+            resp = await self._response(method, path, body, content_type, query)
+            data = await resp.read()
+            resp.release()
         parsed: JsonDict = json.loads(data) if data else {}
         return parsed
 
