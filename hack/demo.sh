@@ -32,7 +32,8 @@ if [[ -f "$OP_PID" ]] && kill -0 "$(cat "$OP_PID")" 2>/dev/null; then
 fi
 mkdir -p "$(dirname "$OP_LOG")" "$(dirname "$OP_PID")"
 metrics_port="${DEMO_METRICS_PORT:-18080}"
-setsid "$PY" -m green_operator.cli run --config "$repo/examples/operator-config.yaml" --namespace "$NS" \
+# The environment the operator image sets (operator/Dockerfile), as the tests' harness does too.
+MALLOC_ARENA_MAX=2 setsid "$PY" -m green_operator.cli run --config "$repo/examples/operator-config.yaml" --namespace "$NS" \
   --metrics-port "$metrics_port" --liveness "http://127.0.0.1:$((metrics_port + 1))/healthz" \
   >"$OP_LOG" 2>&1 </dev/null &
 echo $! >"$OP_PID"

@@ -115,9 +115,13 @@ def test_the_build_context_sends_every_copied_path_and_nothing_else() -> None:
     assert {"**/__pycache__", "**/*.egg-info"} <= set(rules)
 
 
-def test_the_local_operator_runs_with_the_images_environment() -> None:
+def test_the_local_operators_run_with_the_images_environment() -> None:
     env = {}
     for rest in _final("ENV"):
         env.update(dict(re.findall(r"(\w+)=(\S+)", rest)))
     assert env["MALLOC_ARENA_MAX"] == "2"
     assert {k: env.get(k) for k in IMAGE_ENV} == IMAGE_ENV
+    # `make demo` starts its operator from a shell script, with the same environment.
+    demo = (REPO / "hack" / "demo.sh").read_text()
+    start = next(line for line in demo.splitlines() if "green_operator.cli run" in line)
+    assert dict(re.findall(r"(\w+)=(\S+) ", start.split("setsid")[0])) == IMAGE_ENV
