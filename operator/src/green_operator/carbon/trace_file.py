@@ -14,6 +14,16 @@ import numpy.typing as npt
 from .series import IntensityPoint, IntensitySeries, SignalKind
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_us(dt: datetime) -> int:
+    """A UTC-aware time as microseconds since the Unix epoch: traces' times as whole numbers."""
+    return (dt - EPOCH) // MICROSECOND
+
+
+def from_epoch_us(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
 
 
 class TraceFormatError(ValueError):
@@ -38,7 +48,7 @@ class TraceRows:
         return int(self.starts_us.size)
 
     def start_at(self, i: int) -> datetime:
-        return EPOCH + timedelta(microseconds=int(self.starts_us[i]))
+        return from_epoch_us(int(self.starts_us[i]))
 
 
 def read_trace_rows(path: str | Path, *, scale: float = 1.0) -> TraceRows:
@@ -62,7 +72,7 @@ def read_trace_rows(path: str | Path, *, scale: float = 1.0) -> TraceRows:
                         f"{p}:{lineno}: expected 'YYYY-MM-DD HH:MM:SS,<gCO2/kWh>', got {row!r}"
                     ) from exc
                 t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-                us = (t - EPOCH) // timedelta(microseconds=1)
+                us = epoch_us(t)
                 if starts and us <= starts[-1]:
                     raise TraceFormatError(f"{p}:{lineno}: timestamps must increase ({t.isoformat()})")
                 starts.append(us)

@@ -31,20 +31,15 @@ from pydantic import BeforeValidator, Field
 from . import plugin
 from .provider import ErrorReason, ProviderError
 from .series import IntensityPoint, IntensitySeries, SignalKind, utc
-from .trace_file import EPOCH, TraceFormatError, TraceRows, read_trace_rows
+from .trace_file import MICROSECOND, TraceFormatError, TraceRows, epoch_us, from_epoch_us, read_trace_rows
 
 TraceShift = Literal["none", "toNow"]
 MAX_NOISE_FRACTION = 0.5
 _DAY = timedelta(days=1)
-_US = timedelta(microseconds=1)
 
 
 def day_start(dt: datetime) -> datetime:
     return utc(dt).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def _us(dt: datetime) -> int:
-    return (dt - EPOCH) // _US
 
 
 @dataclass(frozen=True)
@@ -92,7 +87,7 @@ class TraceProvider:
             if isinstance(trace, IntensitySeries):
                 first = trace.points[0] if trace.points else None
                 rows = TraceRows(
-                    np.array([_us(p.start) for p in trace.points], dtype=np.int64),
+                    np.array([epoch_us(p.start) for p in trace.points], dtype=np.int64),
                     np.array([p.grams_per_kwh for p in trace.points], dtype=np.float64),
                     trace.step,
                 )
@@ -123,13 +118,10 @@ class TraceProvider:
                 f"no trace for zone {zone!r}; have {', '.join(self.zones())}",
                 reason=ErrorReason.NO_DATA,
             )
-        s, e = _us(start), _us(end)
+        s, e = epoch_us(start), epoch_us(end)
         rows = self._replayed(tr, s, e) if self.shift == "toNow" else self._as_is(tr, s, e)
         values = tr.forecast_values if noisy else tr.values
-        pts = tuple(
-            IntensityPoint(EPOCH + timedelta(microseconds=when), float(values[i]), tr.provider, tr.signal)
-            for i, when in rows
-        )
+        pts = tuple(IntensityPoint(from_epoch_us(when), float(values[i]), tr.provider, tr.signal) for i, when in rows)
         out = IntensitySeries(zone, pts, tr.step)
         if not out.points:
             raise ProviderError(
@@ -140,7 +132,7 @@ class TraceProvider:
         return out
 
     def _as_is(self, tr: _Trace, start: int, end: int) -> list[tuple[int, int]]:
-        if int(tr.starts[-1]) + tr.step // _US <= start:
+        if int(tr.starts[-1]) + tr.step // MICROSECOND <= start:
             return []
         lo = max(int(np.searchsorted(tr.starts, start, side="right")) - 1, 0)
         hi = int(np.searchsorted(tr.starts, end, side="left"))
@@ -148,7 +140,7 @@ class TraceProvider:
 
     def _replayed(self, tr: _Trace, start: int, end: int) -> list[tuple[int, int]]:
         # Position of `start` within the repeating cycle, and the wall time where that cycle began.
-        pos = (start - _us(self._base) + tr.anchor_offset) % tr.period
+        pos = (start - epoch_us(self._base) + tr.anchor_offset) % tr.period
         cycle_start = start - pos
         i = int(np.searchsorted(tr.offsets, pos, side="right")) - 1
         out: list[tuple[int, int]] = []
@@ -178,7 +170,7 @@ def _prepare(
     length = end - first
     period = (length // _DAY) * _DAY if length >= _DAY else length
     relative = rows.starts_us - rows.starts_us[0]
-    offsets = relative[relative < period // _US]
+    offsets = relative[relative < period // MICROSECOND]
     a = utc(anchor) if anchor is not None else day_start(first)
     if not first - _DAY < a < end:
         raise ValueError(
@@ -198,8 +190,8 @@ def _prepare(
         rows.values * noise,
         rows.step,
         offsets,
-        period // _US,
-        (a - first) // _US,
+        period // MICROSECOND,
+        (a - first) // MICROSECOND,
         provider,
         signal,
     )
