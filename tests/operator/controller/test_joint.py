@@ -69,6 +69,21 @@ def test_a_move_into_room_taken_meanwhile_is_dropped() -> None:
     assert propose(ledger, snap, [decision("ns/a", 12)], {b.NORTH: b.CAPACITY}, b.T0, SLOT) == ["ns/a"]
 
 
+def test_a_move_into_room_another_move_frees_is_booked_whatever_the_order() -> None:
+    """The plan swaps two jobs of 12 GPUs (capacity 16): each move fits only once the other is
+    booked elsewhere, or after it. Listed beneficiary first, both are still booked."""
+    ledger = b.new_ledger()
+    defer(ledger, "ns/flex", 6, gpus=12)
+    defer(ledger, "ns/urgent", 12, gpus=12)
+    snap = snapshot(ledger, b.T0, SLOT)
+    moves = [decision("ns/urgent", 6), decision("ns/flex", 12)]
+    assert propose(ledger, snap, moves, {b.NORTH: b.CAPACITY}, b.T0, SLOT) == []  # a true swap: neither fits first
+    three = [decision("ns/urgent", 6), decision("ns/flex", 9)]
+    assert propose(ledger, snap, three, {b.NORTH: b.CAPACITY}, b.T0, SLOT) == ["ns/flex", "ns/urgent"]
+    assert ledger.booking("ns/urgent") == Reservation(b.NORTH, b.at(6), b.at(8), 12)
+    assert ledger.booking("ns/flex") == Reservation(b.NORTH, b.at(9), b.at(11), 12)
+
+
 def test_moves_mirror_move_aside() -> None:
     """The joint re-plan books exactly what a MoveAside by another job would."""
     one, two = b.new_ledger(), b.new_ledger()

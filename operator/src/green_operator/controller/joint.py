@@ -62,18 +62,31 @@ def propose(
     now: datetime,
     slot: timedelta,
 ) -> list[str]:
-    """Book the moves that still hold (see the module docstring); returns the keys moved."""
+    """Book the moves that still hold (see the module docstring); returns the keys moved.
+
+    A move into room that another move of the same plan frees fits only once that one is booked,
+    and the plan lists its moves in no such order. So moves that do not fit are tried again after
+    each round that booked some: otherwise the move that frees the room is booked alone, and the
+    job it was freed for must take it by its own re-plan before the moved job's own re-plan takes
+    it back."""
     gpus = {j.key: j.gpus for j in snap.jobs}
     applied: list[str] = []
-    for d in moved:
-        m = ledger.movable.get(d.key)
-        if m is None or d.key in ledger.pending or m.decision != snap.plans.get(d.key):
-            continue  # started, finished, re-planned or moved by another since the snapshot
-        want = Reservation(d.region, d.start, d.end, gpus[d.key])
-        if not _fits(ledger, d.key, want, capacity.get(d.region, 0), now, slot):
-            continue  # a job that arrived meanwhile took the room
-        ledger.apply(JOINT, MoveAside(d, m.decision, gpus[d.key]))
-        applied.append(d.key)
+    waiting = list(moved)
+    while waiting:
+        unfit: list[Decision] = []
+        for d in waiting:
+            m = ledger.movable.get(d.key)
+            if m is None or d.key in ledger.pending or m.decision != snap.plans.get(d.key):
+                continue  # started, finished, re-planned or moved by another since the snapshot
+            want = Reservation(d.region, d.start, d.end, gpus[d.key])
+            if not _fits(ledger, d.key, want, capacity.get(d.region, 0), now, slot):
+                unfit.append(d)  # room another move frees, or taken by a job that arrived meanwhile
+                continue
+            ledger.apply(JOINT, MoveAside(d, m.decision, gpus[d.key]))
+            applied.append(d.key)
+        if len(unfit) == len(waiting):
+            break
+        waiting = unfit
     return applied
 
 
