@@ -176,18 +176,15 @@ def _prepare(
         raise ValueError(
             f"anchor {a.isoformat()} is outside the trace for zone {zone} ({first.isoformat()} .. {end.isoformat()})"
         )
-    rng = random.Random(f"{seed}:{zone}")
-    noise = np.array(
-        [
-            1.0 + noise_fraction * max(-2.0, min(2.0, rng.gauss(0.0, 1.0))) if noise_fraction else 1.0
-            for _ in range(len(rows))
-        ],
-        dtype=np.float64,
-    )
+    forecast = rows.values
+    if noise_fraction:
+        rng = random.Random(f"{seed}:{zone}")
+        noise = [1.0 + noise_fraction * max(-2.0, min(2.0, rng.gauss(0.0, 1.0))) for _ in range(len(rows))]
+        forecast = rows.values * np.array(noise, dtype=np.float64)
     return _Trace(
         rows.starts_us,
         rows.values,
-        rows.values * noise,
+        forecast,
         rows.step,
         offsets,
         period // MICROSECOND,
